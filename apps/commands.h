@@ -1,0 +1,15 @@
+#pragma once
+// Subcommands of the `trecvit` binary. Each add_* registers flags and a callback that
+// calls library functions; the callbacks hold no logic of their own beyond I/O.
+#include <CLI/CLI.hpp>
+
+namespace trecvit::cli {
+
+struct Global {
+  int threads = 0;  // 0: all cores
+};
+
+void add_model_commands(CLI::App& app, Global& g);  // info, init, import, export, predict, synth-clip
+void add_bench_command(CLI::App& app, Global& g);
+
+}  // namespace trecvit::cli

@@ -1,0 +1,28 @@
+#pragma once
+// Multi-head self-attention over the tokens of one frame (Flax MultiHeadDotProductAttention:
+// biases on q, k, v and out; logits scaled by 1/sqrt(head_dim); softmax in fp32).
+#include <torch/torch.h>
+
+namespace trecvit {
+
+struct SpatialAttentionOptions {
+  SpatialAttentionOptions(int64_t dim, int64_t num_heads) : dim_(dim), num_heads_(num_heads) {}
+  TORCH_ARG(int64_t, dim);
+  TORCH_ARG(int64_t, num_heads);
+};
+
+class SpatialAttentionImpl : public torch::nn::Cloneable<SpatialAttentionImpl> {
+ public:
+  explicit SpatialAttentionImpl(const SpatialAttentionOptions& options);
+  void reset() override;
+
+  // x: [B, N, T, D] in the backbone's token-major layout (or [B, N, D]); attention mixes the
+  // N tokens of each (b, t) and never crosses frames.
+  torch::Tensor forward(const torch::Tensor& x);
+
+  SpatialAttentionOptions options;
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, out{nullptr};
+};
+TORCH_MODULE(SpatialAttention);
+
+}  // namespace trecvit

@@ -1,0 +1,33 @@
+#pragma once
+// Normalisations and activations exactly as the released TRecViT/RecurrentGemma code.
+#include <torch/torch.h>
+
+namespace trecvit {
+
+// GELU, tanh approximation (jax.nn.gelu's default), used everywhere in the model.
+inline torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+
+// Flax's LayerNorm: eps 1e-6, not PyTorch's 1e-5.
+inline torch::nn::LayerNorm make_layer_norm(int64_t dim) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(1e-6));
+}
+
+struct RMSNormOptions {
+  RMSNormOptions(int64_t dim) : dim_(dim) {}
+  TORCH_ARG(int64_t, dim);
+  TORCH_ARG(double, eps) = 1e-6;
+};
+
+// y = x * rsqrt(mean(x^2) + eps) * (1 + scale), scale initialised to 0.
+class RMSNormImpl : public torch::nn::Cloneable<RMSNormImpl> {
+ public:
+  explicit RMSNormImpl(const RMSNormOptions& options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+
+  RMSNormOptions options;
+  torch::Tensor scale;
+};
+TORCH_MODULE(RMSNorm);
+
+}  // namespace trecvit

@@ -1,0 +1,27 @@
+#pragma once
+// Process-wide runtime settings: thread counts, which BLAS LibTorch resolved to,
+// and which allocator the binary runs on. Printed by `trecvit info`.
+#include <string>
+
+namespace trecvit {
+
+struct RuntimeInfo {
+  int threads = 0;             // ATen intra-op threads
+  int blas_threads = -1;       // OpenBLAS pool size, -1 when not OpenBLAS
+  std::string blas;            // "openblas", "reference", "mkl", or the library path
+  std::string blas_path;       // resolved shared object backing libblas.so.3
+  std::string allocator;       // "jemalloc (retain)", "jemalloc", "glibc"
+  std::string torch_version;
+  bool cuda = false;
+};
+
+// Applies `threads` (<= 0: all cores) to ATen and to OpenBLAS's own pool.
+// Warns loudly on stderr if LibTorch is running on the reference BLAS.
+void configure_runtime(int threads);
+
+RuntimeInfo runtime_info();
+
+// True when the process is backed by the slow reference BLAS (no OpenBLAS/MKL).
+bool reference_blas_in_use();
+
+}  // namespace trecvit

@@ -1,0 +1,129 @@
+#include "models/trecvit.h"
+
+#include <cmath>
+
+namespace trecvit {
+
+int64_t StreamState::bytes() const {
+  int64_t n = frames_seen.nbytes() + z_sum.nbytes();
+  for (auto& l : layers) n += l.h.nbytes() + l.conv_tail.nbytes();
+  return n;
+}
+
+TRecViTImpl::TRecViTImpl(const TRecViTConfig& config) : config_(config) {
+  config_.validate();
+  const auto& c = config_;
+  const int64_t D = c.width, P = c.patch_size;
+  embedding = register_module("embedding", torch::nn::Linear(P * P * 3, D));
+  pos_embedding = register_parameter("pos_embedding", torch::randn({1, c.num_patches(), D}) / std::sqrt(double(D)));
+  cls = register_parameter("cls", torch::zeros({1, 1, D}));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.depth; ++i) {
+    layers->push_back(TRecViTLayer(TRecViTLayerOptions(D, c.num_heads)
+                                       .lru_width(c.lru_width)
+                                       .lru_heads(c.lru_heads)
+                                       .conv_width(c.conv_width)
+                                       .min_rad(c.min_rad)
+                                       .final_w_init_variance_scale(2.0 / c.depth)
+                                       .channel_mixer(c.mixer_for_layer(i))));
+  }
+  encoder_norm = register_module("encoder_norm", make_layer_norm(D));
+  pre_logits = register_module("pre_logits", torch::nn::Linear(D, c.rep_size));
+  cls_head = register_module("cls_head", torch::nn::Linear(c.rep_size, c.num_classes));
+  // Flax defaults: lecun_normal kernels (variance 1 / fan_in), zero biases.
+  torch::NoGradGuard no_grad;
+  for (auto* lin : {&embedding, &pre_logits, &cls_head}) {
+    (*lin)->weight.normal_(0, 1.0 / std::sqrt(double((*lin)->weight.size(1))));
+    (*lin)->bias.zero_();
+  }
+}
+
+torch::Tensor TRecViTImpl::tokenize(const torch::Tensor& frames) {
+  const auto& c = config_;
+  TORCH_CHECK(frames.dim() == 5 && frames.size(4) == 3, "TRecViT: frames must be [B, T, H, W, 3], got ",
+              frames.sizes());
+  TORCH_CHECK(frames.size(2) == c.image_height && frames.size(3) == c.image_width, "TRecViT: frames are ",
+              frames.size(2), "x", frames.size(3), " but the model was built for ", c.image_height, "x",
+              c.image_width, " (resize or crop first)");
+  const int64_t B = frames.size(0), T = frames.size(1), P = c.patch_size, gh = c.grid_h(), gw = c.grid_w();
+  // [B, T, gh, P, gw, P, 3] -> [B, gh, gw, T, P, P, 3]: patches token-major, time next.
+  // The permute happens before the float conversion: a quarter of the bytes for uint8.
+  auto patches = frames.view({B, T, gh, P, gw, P, 3}).permute({0, 2, 4, 1, 3, 5, 6}).reshape({B, gh * gw, T, P * P * 3});
+  torch::Tensor x = patches.scalar_type() == torch::kByte ? patches.to(embedding->weight.scalar_type()).div_(255)
+                                                          : patches.to(embedding->weight.scalar_type());
+  x = embedding(x);                                               // [B, N, T, D]
+  x = x + pos_embedding.unsqueeze(2);                             // [1, N, 1, D]
+  auto cls_tok = cls.view({1, 1, 1, c.width}).expand({B, 1, T, c.width});
+  return torch::cat({cls_tok, x}, 1);                             // [B, N+1, T, D]
+}
+
+torch::Tensor TRecViTImpl::encode(torch::Tensor x, StreamState* state, const torch::Tensor& reset_rows) {
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto layer = layers[i]->as<TRecViTLayerImpl>();
+    x = layer->forward(x, state ? &state->layers[i] : nullptr, reset_rows);
+  }
+  auto cls_out = x.select(1, 0);                                  // [B, T, D]: only CLS is read out
+  return torch::tanh(pre_logits(encoder_norm(cls_out)));          // [B, T, rep]
+}
+
+torch::Tensor TRecViTImpl::readout(const torch::Tensor& z) { return cls_head(z); }
+
+torch::Tensor TRecViTImpl::frame_features(const torch::Tensor& frames) {
+  return encode(tokenize(frames), nullptr, {});
+}
+
+torch::Tensor TRecViTImpl::forward(const torch::Tensor& frames) {
+  auto z = frame_features(frames);
+  return readout(config_.readout == "last" ? z.select(1, z.size(1) - 1) : z.mean(1));
+}
+
+torch::Tensor TRecViTImpl::forward_per_frame(const torch::Tensor& frames) {
+  auto z = frame_features(frames);
+  if (config_.readout == "last") return readout(z);
+  auto count = torch::arange(1, z.size(1) + 1, z.options()).view({1, -1, 1});
+  return readout(z.cumsum(1) / count);
+}
+
+StreamState TRecViTImpl::init_stream(int64_t batch) {
+  StreamState s;
+  const auto opts = pos_embedding.options().requires_grad(false);
+  for (size_t i = 0; i < layers->size(); ++i)
+    s.layers.push_back(layers[i]->as<TRecViTLayerImpl>()->recurrent_block->initial_state(
+        batch * config_.num_tokens(), opts));
+  s.frames_seen = torch::zeros({batch}, torch::TensorOptions(torch::kLong).device(opts.device()));
+  s.z_sum = torch::zeros({batch, config_.rep_size}, opts);
+  return s;
+}
+
+void TRecViTImpl::reset_stream(StreamState& s, int64_t b) const {
+  TORCH_CHECK(b >= 0 && b < s.batch(), "reset_stream: stream ", b, " out of range [0, ", s.batch(), ")");
+  const int64_t n = config_.num_tokens();
+  for (auto& l : s.layers) {
+    l.h.narrow(0, b * n, n).zero_();
+    l.conv_tail.narrow(0, b * n, n).zero_();
+  }
+  s.frames_seen[b] = 0;
+  s.z_sum[b].zero_();
+}
+
+torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
+  TORCH_CHECK(frames.dim() == 5 && frames.size(0) == s.batch(), "step: frames must be [", s.batch(),
+              ", t, H, W, 3], got ", frames.sizes());
+  const int64_t t = frames.size(1);
+  // A stream that has seen no frame starts its sequence here (first-frame rule).
+  auto reset_rows = (s.frames_seen == 0).repeat_interleave(config_.num_tokens());
+  auto z = encode(tokenize(frames), &s, reset_rows);              // [B, t, rep]
+  torch::Tensor logits;
+  if (config_.readout == "last") {
+    logits = readout(z);
+  } else {
+    auto seen = s.frames_seen.to(z.scalar_type()).view({-1, 1, 1});
+    auto count = seen + torch::arange(1, t + 1, z.options()).view({1, -1, 1});
+    logits = readout((s.z_sum.unsqueeze(1) + z.cumsum(1)) / count);
+  }
+  s.z_sum += z.sum(1).detach();
+  s.frames_seen += t;
+  return logits;
+}
+
+}  // namespace trecvit

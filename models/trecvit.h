@@ -1,0 +1,65 @@
+#pragma once
+// The TRecViT video classifier (google-deepmind/trecvit), offline and causal streaming.
+//
+// frames [B, T, H, W, 3] (uint8, or float in [0, 1])
+//   -> per-frame patches (kernel = stride = (1, P, P)) + learned spatial position embedding
+//   -> zero-initialised CLS token prepended per frame (no position embedding)
+//   -> depth x TRecViTLayer -> LayerNorm (encoder_norm) on the CLS tokens
+//   -> z_t = tanh(pre_logits(cls_t)) -> mean over frames (or last frame) -> cls_head
+// The head is affine, so the running mean of z_t gives exact per-frame streaming logits.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "blocks/trecvit_layer.h"
+#include "models/config.h"
+
+namespace trecvit {
+
+// Everything a batch of independent streams carries between calls to step().
+// Its size is fixed at creation: it never grows with the number of frames seen.
+struct StreamState {
+  std::vector<RecurrentState> layers;  // per layer, rows = B * num_tokens
+  torch::Tensor frames_seen;           // [B] int64
+  torch::Tensor z_sum;                 // [B, rep_size], running sum of tanh(pre_logits)
+  int64_t batch() const { return frames_seen.size(0); }
+  int64_t bytes() const;
+};
+
+class TRecViTImpl : public torch::nn::Module {
+ public:
+  explicit TRecViTImpl(const TRecViTConfig& config);
+
+  // Clip logits [B, num_classes].
+  torch::Tensor forward(const torch::Tensor& frames);
+  // Logits after each frame [B, T, num_classes] (what streaming reports), computed offline.
+  torch::Tensor forward_per_frame(const torch::Tensor& frames);
+  // z_t = tanh(pre_logits(LN(cls_t))) for every frame: [B, T, rep_size].
+  torch::Tensor frame_features(const torch::Tensor& frames);
+
+  // Streaming: a fresh state for `batch` streams, then step() with 1 or more new frames
+  // [B, t, H, W, 3]; returns the logits after each new frame [B, t, num_classes].
+  StreamState init_stream(int64_t batch);
+  torch::Tensor step(StreamState& state, const torch::Tensor& frames);
+  void reset_stream(StreamState& state, int64_t stream) const;
+
+  // Patch tokens with CLS in the token-major layout [B, N+1, T, D].
+  torch::Tensor tokenize(const torch::Tensor& frames);
+
+  const TRecViTConfig& config() const { return config_; }
+
+  torch::nn::Linear embedding{nullptr};  // flattened (1, P, P) conv over (kh, kw, c)
+  torch::Tensor pos_embedding;           // [1, N, D]
+  torch::Tensor cls;                     // [1, 1, D]
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::LayerNorm encoder_norm{nullptr};
+  torch::nn::Linear pre_logits{nullptr}, cls_head{nullptr};
+
+ private:
+  torch::Tensor encode(torch::Tensor x, StreamState* state, const torch::Tensor& reset_rows);
+  torch::Tensor readout(const torch::Tensor& z_cumsum_mean_or_last);
+  TRecViTConfig config_;
+};
+TORCH_MODULE(TRecViT);
+
+}  // namespace trecvit

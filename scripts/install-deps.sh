@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages trecvit-cpp needs, only those missing.
+# Usage: scripts/install-deps.sh [--no-video]   (--no-video: skip FFmpeg/OpenCV)
+set -euo pipefail
+
+video=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-video) video=0 ;;
+    *) echo "install-deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+pkgs=(
+  cmake g++ ninja-build ccache pkg-config
+  libtorch-dev libopenblas0-pthread     # OpenBLAS: without it LibTorch falls back to the 14x slower reference BLAS
+  libjemalloc-dev                       # retaining allocator linked into the binaries
+  nlohmann-json3-dev libcli11-dev libfmt-dev libzip-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+if [ "$video" = 1 ]; then
+  pkgs+=(ffmpeg libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+         libopencv-videoio-dev libopencv-imgproc-dev libopencv-highgui-dev
+         dataset-fashion-mnist)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,220 @@
+// Block-level semantics: norms, the causal conv's tap order and streaming, the fused RG-LRU
+// scan against the naive reference (values and gradients), attention and the MLP.
+#include "blocks/attention.h"
+#include "blocks/conv1d.h"
+#include "blocks/mlp.h"
+#include "blocks/norms.h"
+#include "blocks/recurrent_block.h"
+#include "blocks/rglru.h"
+#include "blocks/rglru_reference.h"
+#include "blocks/rglru_scan.h"
+#include "tests/test_util.h"
+
+using namespace trecvit;
+using trecvit::test::expect_grad_matches;
+using trecvit::test::max_abs_diff;
+
+TEST(RMSNorm, KnownAnswerWithOnePlusScale) {
+  RMSNorm norm(RMSNormOptions(2));
+  auto x = torch::tensor({{3.0f, 4.0f}});
+  const double r = 1.0 / std::sqrt(12.5 + 1e-6);
+  EXPECT_NEAR(norm(x)[0][0].item<double>(), 3 * r, 1e-6);
+  {
+    torch::NoGradGuard ng;
+    norm->scale.fill_(0.5);  // (1 + scale) multiplies
+  }
+  EXPECT_NEAR(norm(x)[0][1].item<double>(), 4 * r * 1.5, 1e-6);
+}
+
+TEST(LayerNorm, UsesFlaxEpsilon) {
+  auto ln = make_layer_norm(4);
+  EXPECT_DOUBLE_EQ(ln->options.eps(), 1e-6);
+}
+
+TEST(GELU, IsTheTanhApproximation) {
+  auto x = torch::tensor({1.5}, torch::kDouble);
+  const double expected = 0.5 * 1.5 * (1 + std::tanh(std::sqrt(2 / M_PI) * (1.5 + 0.044715 * 1.5 * 1.5 * 1.5)));
+  EXPECT_NEAR(gelu_tanh(x).item<double>(), expected, 1e-12);
+}
+
+TEST(Conv1D, LastTapMultipliesTheCurrentFrame) {
+  Conv1D conv(Conv1DOptions(1, 4));
+  {
+    torch::NoGradGuard ng;
+    conv->w.copy_(torch::tensor({{1.0f}, {10.0f}, {100.0f}, {1000.0f}}));
+    conv->b.fill_(0.5);
+  }
+  auto x = torch::zeros({1, 6, 1});
+  x[0][0][0] = 1;  // impulse at t = 0
+  auto out = conv(x).view(-1);
+  // out[t] = w[K-1-t] + b for t < K, then only the bias.
+  std::vector<double> expected = {1000.5, 100.5, 10.5, 1.5, 0.5, 0.5};
+  for (int t = 0; t < 6; ++t) EXPECT_NEAR(out[t].item<double>(), expected[t], 1e-4) << "t=" << t;
+}
+
+TEST(Conv1D, StreamingChunksEqualOffline) {
+  torch::manual_seed(1);
+  Conv1D conv(Conv1DOptions(5, 4));
+  auto x = torch::randn({3, 11, 5});
+  auto offline = conv(x);
+  for (int64_t chunk : {1, 2, 3, 11}) {
+    auto tail = torch::zeros({3, 3, 5});
+    std::vector<torch::Tensor> parts;
+    for (int64_t t = 0; t < 11; t += chunk) parts.push_back(conv->forward_stream(x.narrow(1, t, std::min(chunk, 11 - t)), tail));
+    EXPECT_LT(max_abs_diff(torch::cat(parts, 1), offline), 1e-6) << "chunk " << chunk;
+  }
+}
+
+namespace {
+
+struct ScanInputs {
+  torch::Tensor v, gates, a_param, h0, reset;
+};
+
+ScanInputs scan_inputs(int64_t B, int64_t T, int64_t L, int64_t H, torch::Dtype dtype, bool with_h0) {
+  torch::manual_seed(7);
+  auto opt = torch::TensorOptions(dtype);
+  ScanInputs s;
+  s.v = torch::randn({B, T, L}, opt).requires_grad_(true);
+  s.gates = torch::randn({H, B * T, 2, L / H}, opt).requires_grad_(true);
+  s.a_param = (torch::rand({L}, opt) * 4 - 1).requires_grad_(true);
+  if (with_h0) {
+    s.h0 = torch::randn({B, L}, opt).requires_grad_(true);
+    s.reset = torch::zeros({B}, torch::kBool);
+    s.reset[0] = true;  // row 0 starts a sequence: its h0 must be ignored
+  }
+  return s;
+}
+
+torch::Tensor reference_of(const ScanInputs& s) {
+  auto [gx, ga] = split_gate_logits(s.gates, s.v.size(0), s.v.size(1));
+  return rglru_reference(s.v, gx, ga, s.a_param, s.h0, s.reset);
+}
+
+}  // namespace
+
+TEST(RGLRUScan, FusedEqualsNaiveValuesAndGradients) {
+  for (bool with_h0 : {false, true}) {
+    auto s = scan_inputs(3, 9, 8, 2, torch::kDouble, with_h0);
+    auto fused = rglru_scan(s.v, s.gates, s.a_param, s.h0, s.reset);
+    auto ref = reference_of(s);
+    EXPECT_LT(max_abs_diff(fused, ref), 1e-12);
+    // A non-contiguous upstream gradient, as LibTorch 1.13's GELU bug needs to be caught.
+    auto w = torch::randn({s.v.size(2), s.v.size(1), s.v.size(0)}, torch::kDouble).permute({2, 1, 0});
+    std::vector<torch::Tensor> inputs = {s.v, s.gates, s.a_param};
+    if (with_h0) inputs.push_back(s.h0);
+    auto g_fused = torch::autograd::grad({(fused * w).sum()}, inputs);
+    auto g_ref = torch::autograd::grad({(ref * w).sum()}, inputs);
+    for (size_t i = 0; i < inputs.size(); ++i) EXPECT_LT(max_abs_diff(g_fused[i], g_ref[i]), 1e-10) << "input " << i;
+    if (with_h0) EXPECT_EQ(g_fused[3][0].abs().sum().item<double>(), 0.0) << "reset row must ignore h0";
+  }
+}
+
+TEST(RGLRUScan, FloatMatchesDouble) {
+  auto s = scan_inputs(4, 16, 12, 3, torch::kDouble, true);
+  auto ref = rglru_scan(s.v, s.gates, s.a_param, s.h0, s.reset);
+  auto f = rglru_scan(s.v.to(torch::kFloat), s.gates.to(torch::kFloat), s.a_param.to(torch::kFloat),
+                      s.h0.to(torch::kFloat), s.reset);
+  EXPECT_LT(max_abs_diff(f, ref), 1e-5);
+}
+
+TEST(RGLRUScan, FiniteDifferenceGradients) {
+  auto s = scan_inputs(2, 5, 4, 2, torch::kDouble, true);
+  auto w = torch::randn({2, 5, 4}, torch::kDouble);
+  auto loss = [&] { return (rglru_scan(s.v, s.gates, s.a_param, s.h0, s.reset) * w).sum(); };
+  auto grads = torch::autograd::grad({loss()}, {s.v, s.gates, s.a_param, s.h0});
+  expect_grad_matches(loss, s.v, grads[0], 12, 1e-6, "v");
+  expect_grad_matches(loss, s.gates, grads[1], 12, 1e-6, "gates");
+  expect_grad_matches(loss, s.a_param, grads[2], 4, 1e-6, "a_param");
+  expect_grad_matches(loss, s.h0, grads[3], 6, 1e-6, "h0");
+}
+
+TEST(RGLRUScan, SqrtGradientIsClippedAt1000) {
+  // softplus(p) ~ 0 makes a ~ 1, so 1 - a^2 ~ 0 and the true sqrt gradient explodes.
+  auto v = torch::ones({1, 2, 2}, torch::kDouble).requires_grad_(true);
+  auto gates = torch::zeros({1, 2, 2, 2}, torch::kDouble).requires_grad_(true);
+  auto a_param = torch::full({2}, -30.0, torch::kDouble).requires_grad_(true);
+  auto h = rglru_scan(v, gates, a_param, {}, {});
+  auto [gx, ga] = split_gate_logits(gates, 1, 2);
+  auto ref = rglru_reference(v, gx, ga, a_param, {}, {});
+  auto g1 = torch::autograd::grad({h.select(1, 1).sum()}, {gates});
+  auto g2 = torch::autograd::grad({ref.select(1, 1).sum()}, {gates});
+  EXPECT_TRUE(torch::isfinite(g1[0]).all().item<bool>());
+  EXPECT_LT(max_abs_diff(g1[0], g2[0]), 1e-9);
+}
+
+TEST(RGLRUScan, FirstFrameIgnoresStateAndUsesMultiplierOne) {
+  auto s = scan_inputs(2, 1, 4, 2, torch::kDouble, true);
+  s.reset.fill_(true);
+  auto h = rglru_scan(s.v, s.gates, s.a_param, s.h0, s.reset);
+  auto i_t = torch::sigmoid(split_gate_logits(s.gates, 2, 1).first);
+  EXPECT_LT(max_abs_diff(h, s.v * i_t), 1e-14);
+}
+
+TEST(RGLRU, StreamingStateEqualsOffline) {
+  torch::manual_seed(3);
+  RGLRU lru(RGLRUOptions(8, 2));
+  auto v = torch::randn({3, 10, 8});
+  auto offline = lru(v);
+  auto first = lru(v.narrow(1, 0, 4));
+  auto rest = lru(v.narrow(1, 4, 6), first.select(1, 3), torch::zeros({3}, torch::kBool));
+  EXPECT_LT(max_abs_diff(torch::cat({first, rest}, 1), offline), 1e-6);
+}
+
+TEST(RGLRU, InitialisationMatchesTheRing) {
+  torch::manual_seed(0);
+  RGLRU lru(RGLRUOptions(4096, 4).min_rad(0.5));
+  // At r = 1/8 (unit exponent) a = exp(-softplus(p)) lies in [min_rad, 0.999].
+  auto a = torch::exp(-torch::softplus(lru->a_param.to(torch::kDouble)));
+  EXPECT_GE(a.min().item<double>(), 0.5 - 1e-4);
+  EXPECT_LE(a.max().item<double>(), 0.999 + 1e-4);
+  // a^2 is uniform: its mean is the midpoint of [0.25, 0.998].
+  EXPECT_NEAR((a * a).mean().item<double>(), (0.25 + 0.999 * 0.999) / 2, 0.02);
+}
+
+TEST(RecurrentBlock, StreamingEqualsOfflineAndCarriesState) {
+  torch::manual_seed(4);
+  RecurrentBlock block(RecurrentBlockOptions(6, 8, 2));
+  auto x = torch::randn({2, 7, 6});
+  auto offline = block(x);
+  auto state = block->initial_state(2, x.options());
+  auto reset = torch::ones({2}, torch::kBool);
+  std::vector<torch::Tensor> outs;
+  for (int64_t t = 0; t < 7; ++t) {
+    outs.push_back(block->forward(x.narrow(1, t, 1), &state, reset));
+    reset = torch::zeros({2}, torch::kBool);
+  }
+  EXPECT_LT(max_abs_diff(torch::cat(outs, 1), offline), 1e-6);
+}
+
+TEST(SpatialAttention, MatchesExplicitFormulaAndNeverMixesFrames) {
+  torch::manual_seed(5);
+  SpatialAttention att(SpatialAttentionOptions(8, 2));
+  att->to(torch::kDouble);
+  auto x = torch::randn({2, 5, 3, 8}, torch::kDouble);  // [B, N, T, D]
+  auto y = att(x);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 3; ++t) {
+      auto f = x[b].select(1, t);  // [N, D]
+      auto q = att->query(f), k = att->key(f), v = att->value(f);
+      std::vector<torch::Tensor> heads;
+      for (int64_t h = 0; h < 2; ++h) {
+        auto qh = q.narrow(1, 4 * h, 4), kh = k.narrow(1, 4 * h, 4), vh = v.narrow(1, 4 * h, 4);
+        heads.push_back(torch::softmax(qh.matmul(kh.t()) / 2.0, -1).matmul(vh));
+      }
+      auto expected = att->out(torch::cat(heads, 1));
+      EXPECT_LT(max_abs_diff(y[b].select(1, t), expected), 1e-12);
+    }
+}
+
+TEST(MLP, FiniteDifferenceGradientsWithNonContiguousUpstream) {
+  torch::manual_seed(6);
+  MLP mlp(MLPOptions(4, 16));
+  mlp->to(torch::kDouble);
+  auto x = torch::randn({3, 5, 4}, torch::kDouble).requires_grad_(true);
+  auto w = torch::randn({4, 5, 3}, torch::kDouble).permute({2, 1, 0});
+  auto loss = [&] { return (mlp(x) * w).sum(); };
+  auto g = torch::autograd::grad({loss()}, {x, mlp->fc1->weight});
+  expect_grad_matches(loss, x, g[0], 10, 1e-6, "x");
+  expect_grad_matches(loss, mlp->fc1->weight, g[1], 10, 1e-6, "fc1.weight");
+}

@@ -1,0 +1,64 @@
+#pragma once
+// Shared helpers for the test suites: deterministic data and finite differences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "models/config.h"
+
+namespace trecvit::test {
+
+inline TRecViTConfig tiny_config() { return load_config(std::string(TRECVIT_CONFIG_DIR) + "/tiny.json"); }
+
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// Central finite differences of a scalar function of `param` at `count` entries spread over
+// it, compared with the analytic gradient. Works in the tensor's dtype (use double).
+inline void expect_grad_matches(const std::function<torch::Tensor()>& loss_fn, torch::Tensor param,
+                                const torch::Tensor& analytic, int count, double tol, const std::string& what) {
+  torch::NoGradGuard ng;
+  auto flat = param.view(-1);
+  auto grad = analytic.reshape(-1);
+  const int64_t n = flat.numel();
+  const double eps = 1e-6;
+  for (int k = 0; k < count; ++k) {
+    const int64_t i = (k * 7919 + 13) % n;
+    const double orig = flat[i].item<double>();
+    flat[i] = orig + eps;
+    const double up = loss_fn().item<double>();
+    flat[i] = orig - eps;
+    const double down = loss_fn().item<double>();
+    flat[i] = orig;
+    const double numeric = (up - down) / (2 * eps);
+    const double got = grad[i].item<double>();
+    EXPECT_NEAR(got, numeric, tol * std::max(1.0, std::abs(numeric))) << what << " entry " << i;
+  }
+}
+
+// Runs a shell command, returning exit status and combined output.
+inline int run_command(const std::string& cmd, std::string* output) {
+  std::string full = cmd + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  output->clear();
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A fresh temporary directory for one test.
+inline std::string temp_dir() {
+  char tmpl[] = "/tmp/trecvit_test_XXXXXX";
+  const char* d = mkdtemp(tmpl);
+  if (!d) throw std::runtime_error("mkdtemp failed");
+  return d;
+}
+
+}  // namespace trecvit::test
