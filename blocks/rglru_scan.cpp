@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <type_traits>
+
+#include "blocks/rglru_math.h"
 
 namespace trecvit {
 namespace {
@@ -10,20 +13,32 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-template <typename T>
-inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-template <typename T>
-inline T softplus(T x) {  // log(1 + e^x), stable for large |x| (jnp.logaddexp(x, 0))
-  return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
-}
+using detail::ScanDims;
 
-struct Dims {
-  int64_t B, T, L, H, bw;
-};
+}  // namespace
 
-Dims dims_of(const torch::Tensor& v, const torch::Tensor& gates) {
+namespace detail {
+#ifndef TRECVIT_HAVE_AVX2_KERNEL
+// Non-x86 builds: the portable loops only (never called when unavailable).
+void forward_rows_avx2(const ScanDims&, const float*, const float*, const float*, const float*, const bool*, float*,
+                       int64_t, int64_t) {}
+void backward_rows_avx2(const ScanDims&, const float*, const float*, const float*, const float*, const bool*,
+                        const float*, const float*, float*, float*, float*, float*, float*, int64_t, int64_t) {}
+#endif
+
+bool avx2_available() {
+#ifdef TRECVIT_HAVE_AVX2_KERNEL
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+}  // namespace detail
+
+namespace {
+
+ScanDims dims_of(const torch::Tensor& v, const torch::Tensor& gates) {
   TORCH_CHECK(v.dim() == 3, "rglru_scan: v must be [B, T, L], got ", v.sizes());
   TORCH_CHECK(gates.dim() == 4 && gates.size(1) == v.size(0) * v.size(1) && gates.size(2) == 2 &&
                   gates.size(0) * gates.size(3) == v.size(2),
@@ -31,101 +46,51 @@ Dims dims_of(const torch::Tensor& v, const torch::Tensor& gates) {
   return {v.size(0), v.size(1), v.size(2), gates.size(0), gates.size(3)};
 }
 
+template <typename T>
+T* ptr_or_null(const torch::Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+// Sequences are independent: split them over threads, each running the whole time loop.
 template <typename scalar_t>
-void scan_forward(const Dims& d, const scalar_t* v, const scalar_t* g, const scalar_t* p, const scalar_t* h0,
-                  const bool* reset, scalar_t* h) {
-  std::vector<scalar_t> sp(d.L);
-  for (int64_t l = 0; l < d.L; ++l) sp[l] = softplus(p[l]);
-  const int64_t M = d.B * d.T;
+void run_forward(const ScanDims& d, const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& sp,
+                 const torch::Tensor& h0, const torch::Tensor& reset, torch::Tensor& h) {
+  const bool* r = ptr_or_null<bool>(reset);
   at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const scalar_t* prev = h0 ? h0 + b * d.L : nullptr;
-      for (int64_t t = 0; t < d.T; ++t) {
-        const bool start = (t == 0) && (reset == nullptr || reset[b]);
-        const int64_t m = b * d.T + t;
-        const scalar_t* v_t = v + m * d.L;
-        scalar_t* h_t = h + m * d.L;
-        for (int64_t hd = 0; hd < d.H; ++hd) {
-          const scalar_t* gx = g + ((hd * M + m) * 2) * d.bw;
-          const scalar_t* gr = gx + d.bw;
-          for (int64_t j = 0; j < d.bw; ++j) {
-            const int64_t l = hd * d.bw + j;
-            const scalar_t i_t = sigmoid(gx[j]);
-            const scalar_t r_t = sigmoid(gr[j]);
-            const scalar_t log_a = scalar_t(-kRGLRUC) * r_t * sp[l];
-            const scalar_t a = std::exp(log_a);
-            const scalar_t a_sq = std::exp(scalar_t(2) * log_a);
-            const scalar_t gated_x = v_t[l] * i_t;
-            if (start) {
-              h_t[l] = gated_x;  // multiplier 1, incoming state ignored
-            } else {
-              const scalar_t normalized_x = gated_x * std::sqrt(scalar_t(1) - a_sq);
-              const scalar_t h_prev = prev ? prev[l] : scalar_t(0);
-              h_t[l] = a * h_prev + normalized_x;
-            }
-          }
-        }
-        prev = h_t;
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (detail::avx2_available()) {
+        detail::forward_rows_avx2(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
+                                  ptr_or_null<float>(h0), r, h.data_ptr<float>(), b0, b1);
+        return;
       }
     }
+    detail::forward_rows<scalar_t, scalar_t>(d, v.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(),
+                                             sp.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(h0), r,
+                                             h.data_ptr<scalar_t>(), b0, b1);
   });
 }
 
 template <typename scalar_t>
-void scan_backward(const Dims& d, const scalar_t* v, const scalar_t* g, const scalar_t* p, const scalar_t* h0,
-                   const bool* reset, const scalar_t* h, const scalar_t* dh, scalar_t* dv, scalar_t* dg,
-                   scalar_t* dsp_rows, scalar_t* dh0) {
-  std::vector<scalar_t> sp(d.L);
-  for (int64_t l = 0; l < d.L; ++l) sp[l] = softplus(p[l]);
-  const int64_t M = d.B * d.T;
-  const scalar_t min_sqrt_in = scalar_t(1.0 / (4.0 * kRGLRUMaxSqrtGradient * kRGLRUMaxSqrtGradient));
+void run_backward(const ScanDims& d, const torch::Tensor& v, const torch::Tensor& g, const torch::Tensor& sp,
+                  const torch::Tensor& h0, const torch::Tensor& reset, const torch::Tensor& h,
+                  const torch::Tensor& dh, torch::Tensor& dv, torch::Tensor& dg, torch::Tensor& dsp_rows,
+                  torch::Tensor& dh0) {
+  const bool* r = ptr_or_null<bool>(reset);
   at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<scalar_t> carry(d.L);  // dL/dh_{t} flowing back through a_{t+1}
-    for (int64_t b = b0; b < b1; ++b) {
-      std::fill(carry.begin(), carry.end(), scalar_t(0));
-      scalar_t* dsp = dsp_rows + b * d.L;
-      for (int64_t t = d.T - 1; t >= 0; --t) {
-        const bool start = (t == 0) && (reset == nullptr || reset[b]);
-        const int64_t m = b * d.T + t;
-        const scalar_t* v_t = v + m * d.L;
-        const scalar_t* dh_t = dh + m * d.L;
-        const scalar_t* h_prev = t > 0 ? h + (m - 1) * d.L : (h0 ? h0 + b * d.L : nullptr);
-        scalar_t* dv_t = dv + m * d.L;
-        for (int64_t hd = 0; hd < d.H; ++hd) {
-          const int64_t goff = ((hd * M + m) * 2) * d.bw;
-          const scalar_t* gx = g + goff;
-          const scalar_t* gr = gx + d.bw;
-          scalar_t* dgx = dg + goff;
-          scalar_t* dgr = dgx + d.bw;
-          for (int64_t j = 0; j < d.bw; ++j) {
-            const int64_t l = hd * d.bw + j;
-            const scalar_t grad = dh_t[l] + carry[l];
-            const scalar_t i_t = sigmoid(gx[j]);
-            const scalar_t r_t = sigmoid(gr[j]);
-            const scalar_t log_a = scalar_t(-kRGLRUC) * r_t * sp[l];
-            const scalar_t a = std::exp(log_a);
-            const scalar_t a_sq = std::exp(scalar_t(2) * log_a);
-            scalar_t mult = 1, dlog_a = 0;
-            if (!start) {
-              const scalar_t one_minus = scalar_t(1) - a_sq;
-              mult = std::sqrt(one_minus);
-              const scalar_t dmult = grad * v_t[l] * i_t;
-              const scalar_t da_sq = -dmult * scalar_t(0.5) / std::sqrt(std::max(one_minus, min_sqrt_in));
-              const scalar_t da = h_prev ? grad * h_prev[l] : scalar_t(0);
-              dlog_a = da * a + da_sq * scalar_t(2) * a_sq;
-              carry[l] = grad * a;
-            } else {
-              carry[l] = 0;
-            }
-            dv_t[l] = grad * i_t * mult;
-            dgx[j] = grad * v_t[l] * mult * i_t * (scalar_t(1) - i_t);
-            dgr[j] = dlog_a * scalar_t(-kRGLRUC) * sp[l] * r_t * (scalar_t(1) - r_t);
-            dsp[l] += dlog_a * scalar_t(-kRGLRUC) * r_t;
-          }
-        }
+    std::vector<scalar_t> carry(d.L);
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (detail::avx2_available()) {
+        detail::backward_rows_avx2(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
+                                   ptr_or_null<float>(h0), r, h.data_ptr<float>(), dh.data_ptr<float>(),
+                                   dv.data_ptr<float>(), dg.data_ptr<float>(), dsp_rows.data_ptr<float>(),
+                                   ptr_or_null<float>(dh0), carry.data(), b0, b1);
+        return;
       }
-      if (dh0) std::copy(carry.begin(), carry.end(), dh0 + b * d.L);
     }
+    detail::backward_rows<scalar_t, scalar_t>(
+        d, v.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), sp.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(h0), r,
+        h.data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
+        dsp_rows.data_ptr<scalar_t>(), ptr_or_null<scalar_t>(dh0), carry.data(), b0, b1);
   });
 }
 
@@ -133,7 +98,7 @@ class RGLRUScanFunction : public torch::autograd::Function<RGLRUScanFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor v, torch::Tensor gates, torch::Tensor a_param,
                                torch::Tensor h0, torch::Tensor reset) {
-    const Dims d = dims_of(v, gates);
+    const ScanDims d = dims_of(v, gates);
     v = v.contiguous();
     gates = gates.contiguous();
     a_param = a_param.contiguous();
@@ -143,11 +108,9 @@ class RGLRUScanFunction : public torch::autograd::Function<RGLRUScanFunction> {
     if (h0.defined()) h0 = h0.contiguous();
     if (reset.defined()) reset = reset.to(torch::kBool).contiguous();
     auto h = torch::empty_like(v);
-    AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "rglru_scan_forward", [&] {
-      scan_forward<scalar_t>(d, v.data_ptr<scalar_t>(), gates.data_ptr<scalar_t>(), a_param.data_ptr<scalar_t>(),
-                             h0.defined() ? h0.data_ptr<scalar_t>() : nullptr,
-                             reset.defined() ? reset.data_ptr<bool>() : nullptr, h.data_ptr<scalar_t>());
-    });
+    auto sp = torch::softplus(a_param);
+    AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "rglru_scan_forward",
+                               [&] { run_forward<scalar_t>(d, v, gates, sp, h0, reset, h); });
     ctx->save_for_backward({v, gates, a_param, h0, reset, h});
     return h;
   }
@@ -155,18 +118,15 @@ class RGLRUScanFunction : public torch::autograd::Function<RGLRUScanFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto v = saved[0], gates = saved[1], a_param = saved[2], h0 = saved[3], reset = saved[4], h = saved[5];
-    const Dims d = dims_of(v, gates);
+    const ScanDims d = dims_of(v, gates);
     auto dh = grads[0].contiguous();
     auto dv = torch::empty_like(v);
     auto dg = torch::empty_like(gates);
     auto dsp_rows = torch::zeros({d.B, d.L}, v.options());
     torch::Tensor dh0 = h0.defined() ? torch::empty_like(h0) : torch::Tensor();
+    auto sp = torch::softplus(a_param);
     AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "rglru_scan_backward", [&] {
-      scan_backward<scalar_t>(d, v.data_ptr<scalar_t>(), gates.data_ptr<scalar_t>(), a_param.data_ptr<scalar_t>(),
-                              h0.defined() ? h0.data_ptr<scalar_t>() : nullptr,
-                              reset.defined() ? reset.data_ptr<bool>() : nullptr, h.data_ptr<scalar_t>(),
-                              dh.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>(), dg.data_ptr<scalar_t>(),
-                              dsp_rows.data_ptr<scalar_t>(), dh0.defined() ? dh0.data_ptr<scalar_t>() : nullptr);
+      run_backward<scalar_t>(d, v, gates, sp, h0, reset, h, dh, dv, dg, dsp_rows, dh0);
     });
     auto da_param = dsp_rows.sum(0) * torch::sigmoid(a_param);  // d softplus(p)/dp = sigmoid(p)
     return {dv, dg, da_param, dh0, torch::Tensor()};
