@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -20,22 +21,84 @@ int64_t get_int(const nlohmann::json& j, const std::string& source, const std::s
   return x;
 }
 
+double get_number(const nlohmann::json& v, const std::string& source, const std::string& field) {
+  if (!v.is_number()) fail(source, field, "must be a number, got " + v.dump());
+  return v.get<double>();
+}
+
+std::string get_string(const nlohmann::json& v, const std::string& source, const std::string& field) {
+  if (!v.is_string()) fail(source, field, "must be a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
 ChannelMixerOptions mixer_from_json(const nlohmann::json& j, const std::string& source, const std::string& field) {
   if (!j.is_object()) fail(source, field, "must be an object like {\"type\": \"mlp\"}, got " + j.dump());
   ChannelMixerOptions m;
+  if (j.contains("type")) {
+    if (!j["type"].is_string()) fail(source, field + ".type", "must be a string");
+    m.type = j["type"].get<std::string>();
+    const auto& types = channel_mixer_types();
+    if (std::find(types.begin(), types.end(), m.type) == types.end())
+      fail(source, field + ".type", "unknown mixer '" + m.type + "' (known: mlp, peer, pkm, moe, sigma_moe)");
+  }
+  const auto& allowed = channel_mixer_fields(m.type);
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string k = it.key();
-    if (k == "type") {
-      if (!it->is_string()) fail(source, field + ".type", "must be a string");
-      m.type = it->get<std::string>();
-      if (m.type != "mlp") fail(source, field + ".type", "unknown mixer '" + m.type + "' (known: mlp)");
-    } else if (k == "hidden") {
-      m.hidden = get_int(j, source, k, 1);
-    } else {
-      fail(source, field + "." + k, "unknown field");
+    const std::string k = it.key(), f = field + "." + k;
+    if (k == "type") continue;
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      std::string list;
+      for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(source, f, "unknown field for a '" + m.type + "' mixer (fields: " + list + ")");
+    }
+    // Numbers are range-checked here; relations between fields in validate().
+    auto integer = [&](int64_t lo) {
+      const auto& v = *it;
+      if (!v.is_number_integer()) fail(source, f, "must be an integer, got " + v.dump());
+      const int64_t x = v.get<int64_t>();
+      if (x < lo) fail(source, f, "must be >= " + std::to_string(lo) + ", got " + v.dump());
+      return x;
+    };
+    if (k == "hidden") m.hidden = integer(1);
+    else if (k == "num_experts") m.num_experts = integer(1);
+    else if (k == "heads") m.heads = integer(1);
+    else if (k == "topk") m.topk = integer(1);
+    else if (k == "half_topk") m.half_topk = integer(1);
+    else if (k == "key_dim") m.key_dim = integer(1);
+    else if (k == "expert_size") m.expert_size = integer(1);
+    else if (k == "chunk_tokens") m.chunk_tokens = integer(1);
+    else if (k == "activation") m.activation = get_string(*it, source, f);
+    else if (k == "query_norm") m.query_norm = get_string(*it, source, f);
+    else if (k == "aux_weight" || k == "expert_dropout") {
+      const double x = get_number(*it, source, f);
+      if (!(x >= 0)) fail(source, f, "must be >= 0, got " + it->dump());
+      (k == "aux_weight" ? m.aux_weight : m.expert_dropout) = x;
+    } else if (k == "sparse_grad") {
+      if (!it->is_boolean()) fail(source, f, "must be true or false, got " + it->dump());
+      m.sparse_grad = it->get<bool>();
     }
   }
   return m;
+}
+
+nlohmann::json mixer_to_json(const ChannelMixerOptions& m) {
+  nlohmann::json o{{"type", m.type}};
+  auto put = [&](const char* k, int64_t v) {
+    if (v) o[k] = v;
+  };
+  put("hidden", m.hidden);
+  put("num_experts", m.num_experts);
+  put("heads", m.heads);
+  put("topk", m.topk);
+  put("half_topk", m.half_topk);
+  put("key_dim", m.key_dim);
+  put("expert_size", m.expert_size);
+  put("chunk_tokens", m.chunk_tokens);
+  if (!m.activation.empty()) o["activation"] = m.activation;
+  if (!m.query_norm.empty()) o["query_norm"] = m.query_norm;
+  if (m.sparse_grad) o["sparse_grad"] = true;
+  if (m.aux_weight >= 0) o["aux_weight"] = m.aux_weight;
+  if (m.expert_dropout >= 0) o["expert_dropout"] = m.expert_dropout;
+  return o;
 }
 
 }  // namespace
@@ -44,7 +107,7 @@ ChannelMixerOptions TRecViTConfig::mixer_for_layer(int64_t layer) const {
   auto it = layer_mixers.find(layer);
   ChannelMixerOptions m = it != layer_mixers.end() ? it->second : channel_mixer;
   if (m.hidden == 0) m.hidden = mlp_dim;
-  return m;
+  return resolve_channel_mixer(m, mlp_dim);
 }
 
 void TRecViTConfig::validate() const {
@@ -73,6 +136,14 @@ void TRecViTConfig::validate() const {
   for (auto& [layer, m] : layer_mixers)
     if (layer < 0 || layer >= depth)
       fail(s, "layer_channel_mixers", "layer " + std::to_string(layer) + " is outside [0, depth)");
+  // Mixer fields, resolved with their defaults, checked where the config set them.
+  auto check_mixer = [&](const std::string& where, ChannelMixerOptions m) {
+    if (m.hidden == 0) m.hidden = mlp_dim;
+    const auto [field, reason] = channel_mixer_error(resolve_channel_mixer(m, mlp_dim), width);
+    if (!field.empty()) fail(s, where + "." + field, reason);
+  };
+  if (layer_mixers.size() < size_t(depth)) check_mixer("channel_mixer", channel_mixer);
+  for (auto& [layer, m] : layer_mixers) check_mixer("layer_channel_mixers." + std::to_string(layer), m);
 }
 
 TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& source) {
@@ -168,11 +239,7 @@ nlohmann::json config_to_json(const TRecViTConfig& c) {
   j["rep_size"] = c.rep_size;
   j["num_classes"] = c.num_classes;
   j["readout"] = c.readout;
-  auto mixer = [](const ChannelMixerOptions& m) {
-    nlohmann::json o{{"type", m.type}};
-    if (m.hidden) o["hidden"] = m.hidden;
-    return o;
-  };
+  auto mixer = mixer_to_json;
   j["channel_mixer"] = mixer(c.channel_mixer);
   if (!c.layer_mixers.empty()) {
     nlohmann::json lm = nlohmann::json::object();

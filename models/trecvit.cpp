@@ -126,4 +126,35 @@ torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
   return logits;
 }
 
+torch::Tensor TRecViTImpl::aux_loss() {
+  auto total = torch::zeros({}, pos_embedding.options());
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto aux = layers[i]->as<TRecViTLayerImpl>()->mixer->aux_loss();
+    if (aux.defined()) total = total + aux;
+  }
+  return total;
+}
+
+void TRecViTImpl::collect_routing_stats(bool on) {
+  for (size_t i = 0; i < layers->size(); ++i)
+    if (auto* s = layers[i]->as<TRecViTLayerImpl>()->mixer->routing_stats()) {
+      s->reset();
+      s->enable(on);
+    }
+}
+
+std::map<int64_t, RoutingSummary> TRecViTImpl::routing_stats() {
+  std::map<int64_t, RoutingSummary> out;
+  for (size_t i = 0; i < layers->size(); ++i)
+    if (auto* s = layers[i]->as<TRecViTLayerImpl>()->mixer->routing_stats()) out[int64_t(i)] = s->summary();
+  return out;
+}
+
+std::vector<torch::Tensor> TRecViTImpl::sparse_grad_parameters() {
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < layers->size(); ++i)
+    for (auto& p : layers[i]->as<TRecViTLayerImpl>()->mixer->sparse_grad_parameters()) out.push_back(p);
+  return out;
+}
+
 }  // namespace trecvit

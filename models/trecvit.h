@@ -9,6 +9,7 @@
 // The head is affine, so the running mean of z_t gives exact per-frame streaming logits.
 #include <torch/torch.h>
 
+#include <map>
 #include <vector>
 
 #include "blocks/trecvit_layer.h"
@@ -47,6 +48,16 @@ class TRecViTImpl : public torch::nn::Module {
   torch::Tensor tokenize(const torch::Tensor& frames);
 
   const TRecViTConfig& config() const { return config_; }
+
+  // Sum of the channel mixers' auxiliary losses (MoE balancing, sigma-MoE entropy) from the last
+  // training-mode forward: a scalar for the training code to add to its loss (0 when none).
+  torch::Tensor aux_loss();
+  // Routing statistics of the sparse mixers per layer: start (and reset) collection, run an
+  // evaluation set, read the summaries; collection off again with false.
+  void collect_routing_stats(bool on);
+  std::map<int64_t, RoutingSummary> routing_stats();
+  // Parameters whose gradients are row-sparse (sparse_grad tables): step them with SparseRowAdam.
+  std::vector<torch::Tensor> sparse_grad_parameters();
 
   torch::nn::Linear embedding{nullptr};  // flattened (1, P, P) conv over (kh, kw, c)
   torch::Tensor pos_embedding;           // [1, N, D]

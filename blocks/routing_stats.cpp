@@ -1,0 +1,43 @@
+#include "blocks/routing_stats.h"
+
+#include <cmath>
+
+namespace trecvit {
+
+void RoutingStats::enable(bool on) {
+  enabled_ = on;
+  if (on && !weight_.defined()) reset();
+}
+
+void RoutingStats::reset() {
+  tokens_ = 0;
+  weight_ = torch::zeros({num_experts_}, torch::kDouble);
+  hits_ = torch::zeros({num_experts_}, torch::kLong);
+}
+
+void RoutingStats::add(const torch::Tensor& ids, const torch::Tensor& weights, int64_t tokens) {
+  if (!enabled_) return;
+  torch::NoGradGuard no_grad;
+  auto flat = ids.reshape(-1).to(torch::kLong);
+  weight_.index_add_(0, flat, weights.detach().reshape(-1).to(torch::kDouble));
+  hits_.index_add_(0, flat, torch::ones_like(flat));
+  tokens_ += tokens;
+}
+
+RoutingSummary RoutingStats::summary() const {
+  RoutingSummary s;
+  s.num_experts = num_experts_;
+  s.tokens = tokens_;
+  if (!weight_.defined() || num_experts_ == 0) return s;
+  s.experts_used = (hits_ > 0).sum().item<int64_t>();
+  s.usage_fraction = double(s.experts_used) / double(num_experts_);
+  const double total = weight_.sum().item<double>();
+  if (total > 0) {
+    auto z = weight_ / total;
+    auto zlogz = torch::where(z > 0, z * z.log(), torch::zeros_like(z));  // 0 log 0 = 0
+    s.unevenness = std::log(double(num_experts_)) + zlogz.sum().item<double>();
+  }
+  return s;
+}
+
+}  // namespace trecvit
