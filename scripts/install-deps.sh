@@ -22,6 +22,7 @@ pkgs=(
 if [ "$video" = 1 ]; then
   pkgs+=(ffmpeg libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
          libopencv-videoio-dev libopencv-imgproc-dev libopencv-highgui-dev
+         clang libclang-rt-14-dev   # the video_io libFuzzer target (skipped when absent)
          dataset-fashion-mnist)
 fi
 
