@@ -11,6 +11,13 @@
 #include "models/checkpoint.h"
 #include "models/flax_io.h"
 #include "models/inference.h"
+#ifdef TRECVIT_WITH_VIDEO
+#include "video_io/error.h"
+#include "video_io/video_reader.h"
+extern "C" {
+#include <libavutil/log.h>
+}
+#endif
 
 namespace trecvit::cli {
 namespace {
@@ -50,6 +57,14 @@ void print_info(const TRecViTConfig& config, bool json) {
   for (auto& [k, v] : a.params_by_component) fmt::print("  {:<18} {:>14}\n", k, v);
   fmt::print("FLOPs per frame: {:.3f} GFLOP\n", a.flops_per_frame / 1e9);
   for (auto& [k, v] : a.flops_by_component) fmt::print("  {:<18} {:>14.3f} GFLOP\n", k, v / 1e9);
+  fmt::print("channel mixers, per token: parameters total / active, FLOPs router (query, key scores, top-k) + "
+             "experts, state\n");
+  for (size_t i = 0; i < a.mixers.size(); ++i) {
+    const auto& m = a.mixers.at("layer" + std::to_string(i));
+    auto layer = model->layers[i]->as<TRecViTLayerImpl>();
+    fmt::print("  layer {:<3} {:<9} {:>13} / {:>11} params  {:>11} + {:>9} FLOPs  {} B state\n", i,
+               layer->mixer->type(), m.params_total, m.params_active, m.flops_router, m.flops_experts, m.state_bytes);
+  }
   fmt::print("streaming state per stream: {} bytes ({:.2f} MiB), constant in the number of frames\n",
              a.state_bytes_per_stream, a.state_bytes_per_stream / 1048576.0);
   fmt::print("runtime: LibTorch {}, {} threads, BLAS {} ({}), {}\n", rt.torch_version, rt.threads, rt.blas,
@@ -78,6 +93,24 @@ void print_prediction(const Prediction& p, bool json) {
   if (p.per_frame.defined())
     for (int64_t t = 0; t < p.per_frame.size(0); ++t) fmt::print("frame {:>4}:{}\n", t, top(p.per_frame[t]));
   fmt::print("clip:      {}\n", top(p.logits));
+}
+
+// A .npy array as stored, or a video file decoded whole at the model's image size (short
+// side resized, centre crop).
+torch::Tensor read_clip(const std::string& input, const TRecViTConfig& config) {
+  const bool npy = input.size() >= 4 && input.compare(input.size() - 4, 4, ".npy") == 0;
+  if (npy) return read_npy(input);
+#ifdef TRECVIT_WITH_VIDEO
+  constexpr int64_t kMaxFrames = 4096;  // ~600 MB at 224 px: beyond that, trim the video first
+  video::set_ffmpeg_log_level(AV_LOG_FATAL);
+  video::VideoReader reader(input);
+  if (reader.size() > kMaxFrames)
+    throw std::runtime_error(fmt::format("{}: {} frames; predict decodes whole clips of at most {} (cut it with ffmpeg -t)",
+                                         input, reader.size(), kMaxFrames));
+  return reader.all(video::model_input_size(config.image_height, config.image_width));
+#else
+  throw std::runtime_error(input + ": not a .npy file, and this build has no video support (TRECVIT_WITH_VIDEO=OFF)");
+#endif
 }
 
 }  // namespace
@@ -140,12 +173,12 @@ void add_model_commands(CLI::App& app, Global& g) {
     static std::string checkpoint, input;
     static bool per_frame = false, json = false;
     cmd->add_option("--checkpoint", checkpoint, "trecvit checkpoint")->required()->check(CLI::ExistingFile);
-    cmd->add_option("input", input, "clip: .npy uint8 array [T, H, W, 3]")->required()->check(CLI::ExistingFile);
+    cmd->add_option("input", input, "clip: .npy uint8 array [T, H, W, 3], or a video file")->required()->check(CLI::ExistingFile);
     cmd->add_flag("--per-frame", per_frame, "print the streaming logits after every frame");
     cmd->add_flag("--json", json, "print {\"logits\": [...], \"per_frame\": [[...], ...]}");
     cmd->callback([] {
       auto model = load_checkpoint(checkpoint);
-      auto frames = read_npy(input);
+      auto frames = read_clip(input, model->config());
       if (frames.dim() != 4 || frames.size(3) != 3)
         throw std::runtime_error(input + ": expected an array [T, H, W, 3], got shape " + c10::str(frames.sizes()));
       if (frames.scalar_type() != torch::kByte && !frames.is_floating_point())

@@ -11,5 +11,6 @@ struct Global {
 
 void add_model_commands(CLI::App& app, Global& g);  // info, init, import, export, predict, synth-clip
 void add_bench_command(CLI::App& app, Global& g);
+void add_video_commands(CLI::App& app, Global& g);  // probe, frames (builds with TRECVIT_WITH_VIDEO)
 
 }  // namespace trecvit::cli

@@ -30,6 +30,8 @@ nlohmann::json bench_model(const Args& args);
 nlohmann::json bench_stream(const Args& args);
 nlohmann::json bench_scan(const Args& args);
 nlohmann::json bench_alloc(const Args& args);
+nlohmann::json bench_decode(const Args& args);  // only with TRECVIT_WITH_VIDEO
+nlohmann::json bench_peer(const Args& args);
 
 std::vector<std::pair<std::string, std::string>> list_benchmarks();
 // Runs one benchmark; prints a table (or the JSON object) to stdout. Returns 0 on success.

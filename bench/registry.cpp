@@ -8,6 +8,10 @@ const std::vector<Benchmark>& all_benchmarks() {
       {"stream", "streaming cost per frame at frame 1, 100, 1000 vs re-running the offline forward", bench_stream},
       {"scan", "fused RG-LRU scan vs the naive loop of tensor ops", bench_scan},
       {"alloc", "a training step with and without the retaining allocator", bench_alloc},
+#ifdef TRECVIT_WITH_VIDEO
+      {"decode", "video decoding: sequential vs the ffmpeg CLI, random clips vs OpenCV and the decode bound", bench_decode},
+#endif
+      {"peer", "PEER vs a naive formulation and dense MLPs (speed, peak memory), plus PKM and MoEs", bench_peer},
   };
   return table;
 }
