@@ -5,6 +5,7 @@
 #include "blocks/runtime.h"
 
 int main(int argc, char** argv) {
+  trecvit::apply_thread_wait_policy(argv);
   CLI::App app{"trecvit: TRecViT video models in C++ (LibTorch)"};
   app.require_subcommand(1);
   trecvit::cli::Global g;
