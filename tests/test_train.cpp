@@ -218,3 +218,23 @@ TEST(TrainOptions, BadValuesNameTheField) {
     EXPECT_NE(std::string(e.what()).find("'stpes': unknown"), std::string::npos) << e.what();
   }
 }
+
+#include "eval/evaluate.h"
+
+TEST(Metrics, KnownAnswer) {
+  ClassificationMetrics m(6);
+  // Row 0: true 0 ranked first; row 1: true 2 ranked second; row 2: true 5 ranked last.
+  auto logits = torch::tensor({{9., 1., 2., 3., 4., 5.}, {1., 8., 7., 0., 0., 0.}, {6., 5., 4., 3., 2., 1.}});
+  m.add(logits, torch::tensor({0, 2, 5}, torch::kLong));
+  EXPECT_DOUBLE_EQ(m.top1(), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(m.top5(), 2.0 / 3);
+  EXPECT_EQ(m.confusion()[2][1].item<int64_t>(), 1);
+  EXPECT_EQ(m.confusion()[5][0].item<int64_t>(), 1);
+  auto per = m.per_class_accuracy();
+  EXPECT_DOUBLE_EQ(per[0], 1.0);
+  EXPECT_DOUBLE_EQ(per[2], 0.0);
+  EXPECT_DOUBLE_EQ(per[3], -1.0);  // never seen
+  auto j = m.to_json({"a", "b", "c", "d", "e", "f"});
+  EXPECT_EQ(j["per_class"][2]["name"], "c");
+  EXPECT_TRUE(j["per_class"][3]["accuracy"].is_null());
+}
