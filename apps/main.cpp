@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.fallthrough();  // --threads may follow the subcommand
   trecvit::cli::add_model_commands(app, g);
   trecvit::cli::add_bench_command(app, g);
+#ifdef TRECVIT_WITH_JOBS
+  trecvit::cli::add_train_commands(app, g);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
