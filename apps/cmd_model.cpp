@@ -45,7 +45,7 @@ void print_info(const TRecViTConfig& config, bool json) {
                                     {"flops_router", m.flops_router},   {"flops_experts", m.flops_experts},
                                     {"state_bytes", m.state_bytes}};
     j["runtime"] = {{"threads", rt.threads}, {"blas", rt.blas}, {"blas_path", rt.blas_path},
-                    {"blas_threads", rt.blas_threads}, {"allocator", rt.allocator},
+                    {"blas_threads", rt.blas_threads}, {"allocator", rt.allocator}, {"omp_wait_policy", rt.omp_wait_policy},
                     {"torch_version", rt.torch_version}, {"cuda", rt.cuda}};
     std::cout << j.dump(2) << "\n";
     return;
@@ -67,8 +67,9 @@ void print_info(const TRecViTConfig& config, bool json) {
   }
   fmt::print("streaming state per stream: {} bytes ({:.2f} MiB), constant in the number of frames\n",
              a.state_bytes_per_stream, a.state_bytes_per_stream / 1048576.0);
-  fmt::print("runtime: LibTorch {}, {} threads, BLAS {} ({}), {}\n", rt.torch_version, rt.threads, rt.blas,
-             rt.blas_path, rt.allocator);
+  fmt::print("runtime: LibTorch {}, {} threads (OpenMP wait policy {}), BLAS {} ({}), {}\n", rt.torch_version,
+             rt.threads, rt.omp_wait_policy.empty() ? "default" : rt.omp_wait_policy, rt.blas, rt.blas_path,
+             rt.allocator);
 }
 
 void print_prediction(const Prediction& p, bool json) {

@@ -12,5 +12,6 @@ struct Global {
 void add_model_commands(CLI::App& app, Global& g);  // info, init, import, export, predict, synth-clip
 void add_bench_command(CLI::App& app, Global& g);
 void add_video_commands(CLI::App& app, Global& g);  // probe, frames (builds with TRECVIT_WITH_VIDEO)
+void add_train_commands(CLI::App& app, Global& g);  // data, train, eval, demo (builds with the jobs library)
 
 }  // namespace trecvit::cli

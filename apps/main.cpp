@@ -5,6 +5,7 @@
 #include "blocks/runtime.h"
 
 int main(int argc, char** argv) {
+  trecvit::apply_thread_wait_policy(argv);
   CLI::App app{"trecvit: TRecViT video models in C++ (LibTorch)"};
   app.require_subcommand(1);
   trecvit::cli::Global g;
@@ -19,6 +20,9 @@ int main(int argc, char** argv) {
   trecvit::cli::add_bench_command(app, g);
 #ifdef TRECVIT_WITH_VIDEO
   trecvit::cli::add_video_commands(app, g);
+#endif
+#ifdef TRECVIT_WITH_JOBS
+  trecvit::cli::add_train_commands(app, g);
 #endif
   try {
     app.parse(argc, argv);

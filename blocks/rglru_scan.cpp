@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "blocks/rglru_math.h"
+#include "blocks/rglru_reference.h"
 
 namespace trecvit {
 namespace {
@@ -145,6 +146,11 @@ torch::Tensor rglru_scan(const torch::Tensor& v, const torch::Tensor& gates, con
   TORCH_CHECK(!h0.defined() || (h0.dim() == 2 && h0.size(0) == v.size(0) && h0.size(1) == v.size(2)),
               "rglru_scan: h0 must be [B, L]");
   TORCH_CHECK(!reset.defined() || (reset.dim() == 1 && reset.size(0) == v.size(0)), "rglru_scan: reset must be [B]");
+  if (!v.is_cpu()) {
+    // The fused loop is a CPU kernel; on an accelerator the bulk tensor-op form runs instead.
+    auto [gx, ga] = split_gate_logits(gates, v.size(0), v.size(1));
+    return rglru_reference(v, gx, ga, a_param, h0, reset);
+  }
   auto none = torch::empty({0}, v.options());
   return RGLRUScanFunction::apply(v, gates, a_param, h0.defined() ? h0 : none,
                                   reset.defined() ? reset : none.to(torch::kBool));

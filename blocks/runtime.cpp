@@ -1,6 +1,7 @@
 #include "blocks/runtime.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <fstream>
@@ -29,6 +30,12 @@ using SetThreadsFn = void (*)(int);
 using GetThreadsFn = int (*)();
 
 }  // namespace
+
+void apply_thread_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // on failure, carry on with the default policy
+}
 
 bool reference_blas_in_use() {
   std::string p = mapped_blas_path();
@@ -74,6 +81,8 @@ RuntimeInfo runtime_info() {
   } else {
     info.allocator = "glibc malloc";
   }
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  info.omp_wait_policy = wait ? wait : "";
   info.torch_version = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
                        "." + std::to_string(TORCH_VERSION_PATCH);
   info.cuda = torch::cuda::is_available();

@@ -11,9 +11,17 @@ struct RuntimeInfo {
   std::string blas;            // "openblas", "reference", "mkl", or the library path
   std::string blas_path;       // resolved shared object backing libblas.so.3
   std::string allocator;       // "jemalloc (retain)", "jemalloc", "glibc"
+  std::string omp_wait_policy;  // as set in the environment ("" = libgomp default)
   std::string torch_version;
   bool cuda = false;
 };
+
+// OpenMP threads that spin after each parallel region steal the cores OpenBLAS's threads need
+// (and a loaded machine's): a TRecViT-S forward ran 15x slower that way on 2 busy cores. libgomp
+// reads its wait policy once, when it loads, so a binary calls this first thing in main(): unless
+// the user chose a policy (OMP_WAIT_POLICY or GOMP_SPINCOUNT), it sets OMP_WAIT_POLICY=PASSIVE
+// and re-executes itself. Returns only when no re-exec happened.
+void apply_thread_wait_policy(char** argv);
 
 // Applies `threads` (<= 0: all cores) to ATen and to OpenBLAS's own pool.
 // Warns loudly on stderr if LibTorch is running on the reference BLAS.

@@ -11,7 +11,7 @@ namespace trecvit {
 namespace {
 
 std::string pad2(size_t i) {
-  char buf[16];
+  char buf[24];
   std::snprintf(buf, sizeof(buf), "%02zu", i);
   return buf;
 }

@@ -1,0 +1,271 @@
+#include "datasets/annotations.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace trecvit::data {
+namespace fs = std::filesystem;
+namespace {
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  if (!f) throw DatasetError(p.string() + ": cannot open file");
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw DatasetError(p.string() + ": invalid JSON: " + e.what());
+  }
+}
+
+// The first existing file among the candidate names.
+fs::path find_file(const fs::path& root, const std::vector<std::string>& names) {
+  for (auto& n : names)
+    if (fs::exists(root / n)) return root / n;
+  std::string all;
+  for (auto& n : names) all += (all.empty() ? "" : " or ") + n;
+  throw DatasetError(root.string() + ": no " + all);
+}
+
+bool is_video_file(const fs::path& p) {
+  static const std::set<std::string> ext = {".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv"};
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), ::tolower);
+  return ext.count(e) > 0;
+}
+
+}  // namespace
+
+std::string ssv2_strip_brackets(const std::string& tmpl) {
+  std::string out;
+  for (char c : tmpl)
+    if (c != '[' && c != ']') out += c;
+  return out;
+}
+
+std::vector<std::string> parse_csv_line(const std::string& line_in, const std::string& where) {
+  std::string line = line_in;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"' && fields.back().empty()) {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  if (quoted) throw DatasetError(where + ": unterminated quoted field");
+  return fields;
+}
+
+DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, const std::string& videos_dir) {
+  const fs::path root(root_s);
+  if (!fs::is_directory(root)) throw DatasetError(root_s + ": not a directory");
+  if (split != "train" && split != "validation" && split != "test")
+    throw DatasetError("ssv2: unknown split '" + split + "' (train, validation, test)");
+  DatasetSplit out{"ssv2", split, {}, {}, {}};
+  const auto labels_path = find_file(root, {"labels.json", "something-something-v2-labels.json"});
+  const auto labels = read_json(labels_path);
+  if (!labels.is_object()) throw DatasetError(labels_path.string() + ": expected {template: \"index\"}");
+  std::map<std::string, int64_t> index;
+  for (auto it = labels.begin(); it != labels.end(); ++it) {
+    int64_t i = -1;
+    try {
+      i = it->is_string() ? std::stoll(it->get<std::string>()) : it->get<int64_t>();
+    } catch (const std::exception&) {
+    }
+    if (i < 0) throw DatasetError(labels_path.string() + ": template '" + it.key() + "': index " + it->dump() + " is not a non-negative integer");
+    index[it.key()] = i;
+  }
+  out.class_names.resize(index.size());
+  for (auto& [name, i] : index) {
+    if (i >= static_cast<int64_t>(index.size()) || !out.class_names[i].empty())
+      throw DatasetError(labels_path.string() + ": class indices must be 0.." + std::to_string(index.size() - 1) +
+                         ", each once (template '" + name + "')");
+    out.class_names[i] = name;
+  }
+  const auto ann_path = find_file(root, {split + ".json", "something-something-v2-" + split + ".json"});
+  const auto ann = read_json(ann_path);
+  if (!ann.is_array()) throw DatasetError(ann_path.string() + ": expected a list of entries");
+  fs::path vdir = videos_dir.empty() ? fs::path() : fs::path(videos_dir);
+  if (vdir.empty())
+    for (auto cand : {root / "videos", root / "20bn-something-something-v2", root})
+      if (fs::is_directory(cand)) {
+        vdir = cand;
+        break;
+      }
+  for (size_t k = 0; k < ann.size(); ++k) {
+    const auto& e = ann[k];
+    const std::string where = ann_path.string() + ": entry " + std::to_string(k);
+    if (!e.is_object() || !e.contains("id")) throw DatasetError(where + ": missing field 'id'");
+    VideoItem item;
+    item.id = e["id"].is_string() ? e["id"].get<std::string>() : e["id"].dump();
+    if (split != "test") {
+      if (!e.contains("template") || !e["template"].is_string())
+        throw DatasetError(where + " (id " + item.id + "): missing field 'template'");
+      const std::string t = ssv2_strip_brackets(e["template"].get<std::string>());
+      auto it = index.find(t);
+      if (it == index.end()) throw DatasetError(where + " (id " + item.id + "): unknown template '" + t + "'");
+      item.label = it->second;
+    }
+    item.path = (vdir / (item.id + ".webm")).string();
+    if (fs::exists(item.path))
+      out.items.push_back(item);
+    else
+      out.missing.push_back(item.path);
+  }
+  return out;
+}
+
+DatasetSplit load_kinetics(const std::string& root_s, const std::string& split, const std::string& csv_path) {
+  const fs::path root(root_s);
+  if (!fs::is_directory(root)) throw DatasetError(root_s + ": not a directory");
+  fs::path csv = csv_path.empty() ? fs::path() : fs::path(csv_path);
+  if (csv.empty())
+    csv = find_file(root, {"annotations/" + split + ".csv", split + ".csv", "kinetics_" + split + ".csv"});
+  std::ifstream f(csv);
+  if (!f) throw DatasetError(csv.string() + ": cannot open file");
+  std::string line;
+  if (!std::getline(f, line)) throw DatasetError(csv.string() + ": empty file");
+  const auto header = parse_csv_line(line, csv.string() + ": line 1");
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
+  for (auto need : {"youtube_id", "time_start", "time_end"})
+    if (!col.count(need)) throw DatasetError(csv.string() + ": header has no column '" + std::string(need) + "'");
+  const bool has_label = col.count("label") > 0;
+  struct Row {
+    std::string label, id;
+    int64_t start, end;
+  };
+  std::vector<Row> rows;
+  std::set<std::string> labels;
+  for (int64_t n = 2; std::getline(f, line); ++n) {
+    if (line.empty() || line == "\r") continue;
+    const std::string where = csv.string() + ": line " + std::to_string(n);
+    auto fields = parse_csv_line(line, where);
+    if (fields.size() < header.size()) throw DatasetError(where + ": " + std::to_string(fields.size()) + " fields, header has " + std::to_string(header.size()));
+    Row r;
+    r.id = fields[col["youtube_id"]];
+    try {
+      r.start = std::llround(std::stod(fields[col["time_start"]]));
+      r.end = std::llround(std::stod(fields[col["time_end"]]));
+    } catch (const std::exception&) {
+      throw DatasetError(where + ": time_start/time_end are not numbers");
+    }
+    if (has_label) {
+      r.label = fields[col["label"]];
+      if (!r.label.empty()) labels.insert(r.label);
+    }
+    rows.push_back(r);
+  }
+  DatasetSplit out{"kinetics", split, {}, {labels.begin(), labels.end()}, {}};
+  std::map<std::string, int64_t> index;
+  for (size_t i = 0; i < out.class_names.size(); ++i) index[out.class_names[i]] = static_cast<int64_t>(i);
+  for (auto& r : rows) {
+    char name[512];
+    std::snprintf(name, sizeof(name), "%s_%06lld_%06lld.mp4", r.id.c_str(), static_cast<long long>(r.start),
+                  static_cast<long long>(r.end));
+    std::string underscored = r.label;
+    std::replace(underscored.begin(), underscored.end(), ' ', '_');
+    std::vector<fs::path> candidates = {root / split / r.label / name, root / split / underscored / name,
+                                        root / r.label / name, root / underscored / name, root / split / name,
+                                        root / name};
+    VideoItem item{"", r.label.empty() ? -1 : index[r.label], r.id};
+    for (auto& c : candidates)
+      if (fs::is_regular_file(c)) {
+        item.path = c.string();
+        break;
+      }
+    if (item.path.empty())
+      out.missing.push_back(name);
+    else
+      out.items.push_back(item);
+  }
+  return out;
+}
+
+DatasetSplit load_folder(const std::string& root_s) {
+  const fs::path root(root_s);
+  if (!fs::is_directory(root)) throw DatasetError(root_s + ": not a directory");
+  DatasetSplit out{"folder", "", {}, {}, {}};
+  for (auto& d : fs::directory_iterator(root))
+    if (d.is_directory()) out.class_names.push_back(d.path().filename().string());
+  std::sort(out.class_names.begin(), out.class_names.end());
+  if (out.class_names.empty()) throw DatasetError(root_s + ": no class folders");
+  for (size_t c = 0; c < out.class_names.size(); ++c) {
+    std::vector<fs::path> files;
+    for (auto& e : fs::recursive_directory_iterator(root / out.class_names[c]))
+      if (e.is_regular_file() && is_video_file(e.path())) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (auto& p : files)
+      out.items.push_back({p.string(), static_cast<int64_t>(c), fs::relative(p, root).string()});
+  }
+  return out;
+}
+
+DatasetSplit load_csv_list(const std::string& csv_s) {
+  const fs::path csv(csv_s);
+  std::ifstream f(csv);
+  if (!f) throw DatasetError(csv_s + ": cannot open file");
+  DatasetSplit out{"csv", "", {}, {}, {}};
+  std::map<std::string, int64_t> by_name;
+  std::string line;
+  bool numeric = true;
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (int64_t n = 1; std::getline(f, line); ++n) {
+    if (line.empty() || line == "\r") continue;
+    const std::string where = csv_s + ": line " + std::to_string(n);
+    auto fields = parse_csv_line(line, where);
+    if (n == 1 && fields.size() >= 2 && fields[0] == "path" && fields[1] == "label") continue;  // header
+    if (fields.size() != 2) throw DatasetError(where + ": expected 'path,label', got " + std::to_string(fields.size()) + " fields");
+    if (fields[0].empty()) throw DatasetError(where + ": empty path");
+    numeric = numeric && !fields[1].empty() && fields[1].find_first_not_of("0123456789") == std::string::npos;
+    rows.emplace_back(fields[0], fields[1]);
+  }
+  if (!numeric) {
+    std::set<std::string> names;
+    for (auto& r : rows) names.insert(r.second);
+    out.class_names.assign(names.begin(), names.end());
+    for (size_t i = 0; i < out.class_names.size(); ++i) by_name[out.class_names[i]] = static_cast<int64_t>(i);
+  }
+  int64_t max_label = -1;
+  for (auto& [path, label] : rows) {
+    fs::path p(path);
+    if (p.is_relative()) p = csv.parent_path() / p;
+    const int64_t l = numeric ? std::stoll(label) : by_name[label];
+    max_label = std::max(max_label, l);
+    if (fs::exists(p))
+      out.items.push_back({p.string(), l, path});
+    else
+      out.missing.push_back(p.string());
+  }
+  if (numeric)
+    for (int64_t i = 0; i <= max_label; ++i) out.class_names.push_back(std::to_string(i));
+  return out;
+}
+
+DatasetSplit load_dataset(const std::string& format, const std::string& root, const std::string& split) {
+  if (format == "ssv2") return load_ssv2(root, split);
+  if (format == "kinetics") return load_kinetics(root, split);
+  if (format == "folder") return load_folder(split.empty() ? root : root + "/" + split);
+  if (format == "csv") return load_csv_list(root);
+  throw DatasetError("unknown dataset format '" + format + "' (ssv2, kinetics, folder, csv)");
+}
+
+}  // namespace trecvit::data

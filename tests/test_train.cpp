@@ -1,0 +1,240 @@
+// The training core: schedule, decay exclusions, learning a temporal task, exact resume,
+// stop signals, and clear errors for checkpoints that cannot be resumed.
+#include <csignal>
+#include <fstream>
+
+#include "models/checkpoint.h"
+#include "models/inference.h"
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "tests/test_util.h"
+#include "train/trainer.h"
+
+using namespace trecvit;
+using trecvit::test::temp_dir;
+using trecvit::test::tiny_config;
+
+namespace {
+
+// Two classes that differ only in temporal order: a square moving right (0) or left (1).
+// Deterministic for a position; reshuffled per epoch from the seed.
+class MotionBatches : public BatchSource {
+ public:
+  MotionBatches(int64_t clips, int64_t batch, uint64_t seed) : batch_(batch), seed_(seed) {
+    for (int64_t i = 0; i < clips; ++i) {
+      auto clip = synthetic_clip(4, 32, 32, seed + i);
+      const int64_t label = i % 2;
+      clips_.push_back(label ? clip.flip(0) : clip);
+      labels_.push_back(label);
+    }
+    reshuffle();
+  }
+  Batch next() override {
+    std::vector<torch::Tensor> f;
+    std::vector<int64_t> l;
+    for (int64_t k = 0; k < batch_; ++k) {
+      if (index_ == static_cast<int64_t>(order_.size())) {
+        ++epoch_;
+        index_ = 0;
+        reshuffle();
+      }
+      const int64_t i = order_[index_++];
+      f.push_back(clips_[i]);
+      l.push_back(labels_[i]);
+    }
+    return {torch::stack(f), torch::tensor(l, torch::kLong)};
+  }
+  nlohmann::json position() const override { return {{"epoch", epoch_}, {"index", index_}}; }
+  void restore(const nlohmann::json& p) override {
+    epoch_ = p.at("epoch");
+    index_ = p.at("index");
+    reshuffle();
+  }
+  int64_t batches_per_epoch() const override { return static_cast<int64_t>(clips_.size()) / batch_; }
+
+ private:
+  void reshuffle() {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_ * 1000 + epoch_);
+    auto perm = torch::randperm(static_cast<int64_t>(clips_.size()), gen, torch::kLong);
+    order_.assign(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + perm.numel());
+  }
+  std::vector<torch::Tensor> clips_;
+  std::vector<int64_t> labels_, order_;
+  int64_t batch_, epoch_ = 0, index_ = 0;
+  uint64_t seed_;
+};
+
+TRecViT tiny_model(uint64_t seed) {
+  auto c = tiny_config();
+  c.num_classes = 2;
+  torch::manual_seed(seed);
+  return TRecViT(c);
+}
+
+TrainOptions quick_options(int64_t steps) {
+  TrainOptions o;
+  o.steps = steps;
+  o.lr = 3e-3;
+  o.warmup_steps = 2;
+  o.log_every = 1;
+  return o;
+}
+
+}  // namespace
+
+TEST(Schedule, WarmupThenCosine) {
+  WarmupCosine s{1.0, 4, 14, 0.1};
+  EXPECT_DOUBLE_EQ(s.lr_at(0), 0.25);
+  EXPECT_DOUBLE_EQ(s.lr_at(3), 1.0);
+  EXPECT_NEAR(s.lr_at(9), 0.1 + 0.9 * 0.5, 1e-12);  // halfway through the cosine
+  EXPECT_NEAR(s.lr_at(14), 0.1, 1e-12);
+}
+
+TEST(Optim, DecayExclusions) {
+  auto model = tiny_model(0);
+  for (auto& p : model->named_parameters()) {
+    const bool excluded = excluded_from_decay(p.key(), p.value());
+    const bool expect = p.value().dim() <= 1 || p.key() == "pos_embedding" || p.key() == "cls";
+    EXPECT_EQ(excluded, expect) << p.key();
+  }
+  auto opt = make_adamw(*model, 1e-3, 0.05);
+  ASSERT_EQ(opt->param_groups().size(), 2u);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options()).weight_decay(), 0);
+}
+
+TEST(Trainer, LearnsATemporalTaskWellAboveChance) {
+  MotionBatches data(16, 8, 1);
+  Trainer trainer(tiny_model(1), quick_options(60), data);
+  trainer.run();
+  // Evaluate on fresh clips of both directions.
+  auto model = trainer.eval_model();
+  model->eval();
+  torch::NoGradGuard ng;
+  int correct = 0, total = 0;
+  for (int i = 0; i < 16; ++i) {
+    auto clip = synthetic_clip(4, 32, 32, 500 + i);
+    for (int64_t label : {0, 1}) {
+      auto logits = model->forward((label ? clip.flip(0) : clip).unsqueeze(0));
+      correct += logits.argmax(1).item<int64_t>() == label;
+      ++total;
+    }
+  }
+  EXPECT_GE(correct, total * 3 / 4) << correct << "/" << total;
+}
+
+TEST(Trainer, ResumeFollowsTheSameLossCurve) {
+  auto dir = temp_dir();
+  std::vector<double> straight, resumed;
+  {
+    MotionBatches data(12, 4, 2);
+    auto o = quick_options(6);
+    o.ema_decay = 0.9;
+    Trainer t(tiny_model(2), o, data);
+    t.run([&](const StepStats& s) { straight.push_back(s.loss); });
+  }
+  {
+    MotionBatches data(12, 4, 2);
+    auto o = quick_options(6);
+    o.ema_decay = 0.9;
+    Trainer t(tiny_model(2), o, data);
+    for (int i = 0; i < 3; ++i) resumed.push_back(t.step().loss);
+    t.save(dir + "/mid.pt");
+  }
+  {
+    MotionBatches data(12, 4, 2);
+    auto o = quick_options(6);
+    o.ema_decay = 0.9;
+    Trainer t(tiny_model(99), o, data);  // different init: everything must come from the file
+    t.resume(dir + "/mid.pt");
+    EXPECT_EQ(t.global_step(), 3);
+    t.run([&](const StepStats& s) { resumed.push_back(s.loss); });
+  }
+  ASSERT_EQ(straight.size(), resumed.size());
+  for (size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(straight[i], resumed[i]) << "step " << i + 1;
+}
+
+TEST(Trainer, StopSignalCheckpointsAndReturns) {
+  auto dir = temp_dir();
+  MotionBatches data(8, 4, 3);
+  auto o = quick_options(1000);
+  o.out_dir = dir + "/run";
+  Trainer t(tiny_model(3), o, data);
+  install_stop_handlers();
+  int logged = 0;
+  t.run([&](const StepStats&) {
+    if (++logged == 2) std::raise(SIGTERM);
+  });
+  clear_stop_request();
+  EXPECT_EQ(t.global_step(), 2);
+  auto model = load_checkpoint(dir + "/run/checkpoint.pt");  // a training checkpoint runs as a model
+  EXPECT_EQ(model->config().num_classes, 2);
+  std::ifstream metrics(dir + "/run/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    ++lines;
+    EXPECT_TRUE(nlohmann::json::parse(line).contains("loss"));
+  }
+  EXPECT_EQ(lines, 2);
+  EXPECT_TRUE(std::ifstream(dir + "/run/config.json").good());
+}
+
+TEST(Trainer, UnresumableCheckpointsAreClearErrors) {
+  auto dir = temp_dir();
+  MotionBatches data(8, 4, 4);
+  Trainer t(tiny_model(4), quick_options(4), data);
+  auto expect_error = [&](const std::string& path, const std::string& needle) {
+    try {
+      t.resume(path);
+      ADD_FAILURE() << "expected an error for " << path;
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(dir + "/absent.pt", "no such file");
+  std::ofstream(dir + "/junk.pt") << "not a checkpoint";
+  expect_error(dir + "/junk.pt", "junk.pt");
+  save_checkpoint(*t.model(), dir + "/model_only.pt");
+  expect_error(dir + "/model_only.pt", "no training state");
+  auto other = tiny_config();
+  other.num_classes = 3;
+  torch::manual_seed(0);
+  Trainer t2(TRecViT(other), quick_options(4), data);
+  t2.save(dir + "/other.pt");
+  expect_error(dir + "/other.pt", "another model config");
+}
+
+TEST(TrainOptions, BadValuesNameTheField) {
+  try {
+    train_options_from_json({{"steps", 10}, {"warmup_steps", 20}}, "train.json");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'warmup_steps'"), std::string::npos) << e.what();
+  }
+  try {
+    train_options_from_json({{"stpes", 10}}, "train.json");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'stpes': unknown"), std::string::npos) << e.what();
+  }
+}
+
+#include "eval/evaluate.h"
+
+TEST(Metrics, KnownAnswer) {
+  ClassificationMetrics m(6);
+  // Row 0: true 0 ranked first; row 1: true 2 ranked second; row 2: true 5 ranked last.
+  auto logits = torch::tensor({{9., 1., 2., 3., 4., 5.}, {1., 8., 7., 0., 0., 0.}, {6., 5., 4., 3., 2., 1.}});
+  m.add(logits, torch::tensor({0, 2, 5}, torch::kLong));
+  EXPECT_DOUBLE_EQ(m.top1(), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(m.top5(), 2.0 / 3);
+  EXPECT_EQ(m.confusion()[2][1].item<int64_t>(), 1);
+  EXPECT_EQ(m.confusion()[5][0].item<int64_t>(), 1);
+  auto per = m.per_class_accuracy();
+  EXPECT_DOUBLE_EQ(per[0], 1.0);
+  EXPECT_DOUBLE_EQ(per[2], 0.0);
+  EXPECT_DOUBLE_EQ(per[3], -1.0);  // never seen
+  auto j = m.to_json({"a", "b", "c", "d", "e", "f"});
+  EXPECT_EQ(j["per_class"][2]["name"], "c");
+  EXPECT_TRUE(j["per_class"][3]["accuracy"].is_null());
+}

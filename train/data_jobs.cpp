@@ -1,0 +1,173 @@
+// `trecvit data inspect` and `trecvit data prepare`.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "datasets/annotations.h"
+#include "train/jobs.h"
+#include "video_io/video_reader.h"
+#include "video_io/writer.h"
+
+namespace trecvit {
+namespace fs = std::filesystem;
+namespace {
+
+// Runs fn(i) for i in [0, n) on `workers` threads.
+template <typename Fn>
+void parallel_items(int64_t n, int workers, Fn fn) {
+  std::atomic<int64_t> next{0};
+  std::vector<std::thread> pool;
+  for (int w = 0; w < std::max(1, workers); ++w)
+    pool.emplace_back([&] {
+      for (int64_t i; (i = next++) < n;) fn(i);
+    });
+  for (auto& t : pool) t.join();
+}
+
+nlohmann::json stats(std::vector<int64_t> v) {
+  if (v.empty()) return nullptr;
+  std::sort(v.begin(), v.end());
+  return {{"min", v.front()}, {"median", v[v.size() / 2]}, {"max", v.back()}};
+}
+
+std::vector<std::string> default_splits(const std::string& format, const std::string& root) {
+  if (format == "ssv2") return {"train", "validation", "test"};
+  if (format == "kinetics") {
+    std::vector<std::string> out;
+    for (auto s : {"train", "validate", "val", "test"})
+      for (auto pattern : {std::string("annotations/") + s + ".csv", std::string(s) + ".csv"})
+        if (fs::exists(fs::path(root) / pattern)) {
+          out.push_back(s);
+          break;
+        }
+    return out;
+  }
+  return {""};
+}
+
+}  // namespace
+
+nlohmann::json run_data_inspect(const std::string& format, const std::string& root,
+                                const std::vector<std::string>& splits_in, int workers, bool json) {
+  auto splits = splits_in.empty() ? default_splits(format, root) : splits_in;
+  nlohmann::json report = {{"format", format}, {"root", root}, {"splits", nlohmann::json::object()}};
+  for (auto& name : splits) {
+    data::DatasetSplit split;
+    try {
+      split = data::load_dataset(format, root, name);
+    } catch (const data::DatasetError& e) {
+      report["splits"][name.empty() ? "all" : name] = {{"error", e.what()}};
+      if (!json) fmt::print("{}: {}\n", name.empty() ? "all" : name, e.what());
+      continue;
+    }
+    std::vector<int64_t> frames(split.items.size(), -1), widths(split.items.size()), heights(split.items.size());
+    std::vector<std::string> errors(split.items.size());
+    parallel_items(static_cast<int64_t>(split.items.size()), workers, [&](int64_t i) {
+      try {
+        video::VideoReader r(split.items[i].path);
+        frames[i] = r.size();
+        widths[i] = r.info().width;
+        heights[i] = r.info().height;
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+    std::map<int64_t, int64_t> per_class;
+    std::map<std::string, int64_t> sizes;
+    std::vector<int64_t> ok_frames, ok_w, ok_h;
+    nlohmann::json unreadable = nlohmann::json::array();
+    for (size_t i = 0; i < split.items.size(); ++i) {
+      ++per_class[split.items[i].label];
+      if (!errors[i].empty()) {
+        unreadable.push_back({{"path", split.items[i].path}, {"error", errors[i]}});
+        continue;
+      }
+      ok_frames.push_back(frames[i]);
+      ok_w.push_back(widths[i]);
+      ok_h.push_back(heights[i]);
+      ++sizes[std::to_string(widths[i]) + "x" + std::to_string(heights[i])];
+    }
+    nlohmann::json classes = nlohmann::json::array();
+    for (auto& [label, n] : per_class)
+      classes.push_back({{"label", label},
+                         {"name", label >= 0 && label < int64_t(split.class_names.size()) ? split.class_names[label] : ""},
+                         {"videos", n}});
+    report["splits"][name.empty() ? "all" : name] = {
+        {"videos", split.items.size()},   {"classes", split.class_names.size()}, {"per_class", classes},
+        {"missing", split.missing.size()}, {"missing_files", split.missing},   {"unreadable", unreadable},
+        {"frames", stats(ok_frames)},     {"width", stats(ok_w)},               {"height", stats(ok_h)},
+        {"sizes", sizes}};
+    if (!json) {
+      fmt::print("{}: {} videos, {} classes, {} missing, {} unreadable\n", name.empty() ? "all" : name,
+                 split.items.size(), split.class_names.size(), split.missing.size(), unreadable.size());
+      if (!ok_frames.empty()) {
+        auto f = stats(ok_frames), w = stats(ok_w), h = stats(ok_h);
+        fmt::print("  frames min/median/max {}/{}/{}; width {}/{}/{}; height {}/{}/{}\n", f["min"].get<int64_t>(),
+                   f["median"].get<int64_t>(), f["max"].get<int64_t>(), w["min"].get<int64_t>(),
+                   w["median"].get<int64_t>(), w["max"].get<int64_t>(), h["min"].get<int64_t>(),
+                   h["median"].get<int64_t>(), h["max"].get<int64_t>());
+      }
+      for (auto& u : unreadable) fmt::print("  unreadable {}: {}\n", u["path"].get<std::string>(), u["error"].get<std::string>());
+    }
+  }
+  if (json) fmt::print("{}\n", report.dump(2));
+  return report;
+}
+
+nlohmann::json run_data_prepare(const PrepareOptions& o) {
+  static const std::set<std::string> video_ext = {".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v"};
+  const fs::path root(o.root), out(o.out);
+  if (!fs::is_directory(root)) throw data::DatasetError(o.root + ": not a directory");
+  std::vector<fs::path> videos;
+  for (auto& e : fs::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file()) continue;
+    const fs::path rel = fs::relative(e.path(), root);
+    std::string ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    fs::create_directories((out / rel).parent_path());
+    if (video_ext.count(ext))
+      videos.push_back(rel);
+    else if (!fs::exists(out / rel))
+      fs::copy_file(e.path(), out / rel);  // annotations and anything else, unchanged
+  }
+  std::atomic<int64_t> written{0}, kept{0};
+  std::mutex mu;
+  nlohmann::json failed = nlohmann::json::array();
+  parallel_items(static_cast<int64_t>(videos.size()), o.workers, [&](int64_t i) {
+    const fs::path src = root / videos[i], dst = out / videos[i];
+    if (fs::exists(dst)) {
+      ++kept;  // resumable: done in an earlier run
+      return;
+    }
+    const fs::path tmp = dst.parent_path() / (dst.stem().string() + ".tmp" + dst.extension().string());
+    try {
+      video::VideoReader r(src.string());
+      auto frames = r.all(video::FrameSize::short_side_crop(static_cast<int>(o.short_side), 0, 0));
+      {
+        video::VideoWriter w(tmp.string(), r.info().fps > 0 ? r.info().fps : 30.0, static_cast<int>(frames.size(2)),
+                             static_cast<int>(frames.size(1)));
+        for (int64_t t = 0; t < frames.size(0); ++t) w.write(frames[t]);
+        w.close();
+      }
+      fs::rename(tmp, dst);
+      ++written;
+    } catch (const std::exception& e) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      std::lock_guard<std::mutex> lock(mu);
+      failed.push_back({{"path", src.string()}, {"error", e.what()}});
+    }
+  });
+  fmt::print("prepare: {} videos re-encoded at short side {}, {} kept from an earlier run, {} failed\n",
+             written.load(), o.short_side, kept.load(), failed.size());
+  for (auto& f : failed) fmt::print("  failed {}: {}\n", f["path"].get<std::string>(), f["error"].get<std::string>());
+  return {{"written", written.load()}, {"kept", kept.load()}, {"failed", failed}};
+}
+
+}  // namespace trecvit

@@ -1,0 +1,32 @@
+#pragma once
+// AdamW with the usual decay exclusions, and the warm-up + cosine learning-rate schedule.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace trecvit {
+
+// Parameters that take no weight decay: every 1-D tensor (norm scales, biases, the RG-LRU's
+// a_param), the position embedding and the CLS token. Everything else (matrices, conv taps,
+// gate blocks) decays.
+bool excluded_from_decay(const std::string& name, const torch::Tensor& p);
+
+// AdamW with two parameter groups (decay, no decay). `skip` parameters (e.g. expert tables
+// updated by a sparse optimizer) are left out.
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
+                                                const std::vector<torch::Tensor>& skip = {});
+
+struct WarmupCosine {
+  double base_lr = 1e-3;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 1;
+  double final_fraction = 0.0;  // lr at the end = base_lr * final_fraction
+  // Linear warm-up from 0 over warmup_steps, then cosine decay to the final lr.
+  double lr_at(int64_t step) const;
+};
+
+void set_learning_rate(torch::optim::Optimizer& opt, double lr);
+
+}  // namespace trecvit

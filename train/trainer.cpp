@@ -1,0 +1,242 @@
+#include "train/trainer.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+
+#include "models/checkpoint.h"
+
+namespace trecvit {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop = true; }
+
+template <typename T>
+void read_field(const nlohmann::json& j, const char* key, T& dst, const std::string& source) {
+  if (!j.contains(key)) return;
+  try {
+    dst = j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw ConfigError(source + ": field '" + key + "': wrong type (" + j.at(key).dump() + ")");
+  }
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+bool stop_requested() { return g_stop; }
+void clear_stop_request() { g_stop = false; }
+
+nlohmann::json train_options_to_json(const TrainOptions& o) {
+  return {{"steps", o.steps},
+          {"accumulate", o.accumulate},
+          {"lr", o.lr},
+          {"weight_decay", o.weight_decay},
+          {"warmup_steps", o.warmup_steps},
+          {"final_lr_fraction", o.final_lr_fraction},
+          {"clip_norm", o.clip_norm},
+          {"label_smoothing", o.label_smoothing},
+          {"aux_loss_weight", o.aux_loss_weight},
+          {"ema_decay", o.ema_decay},
+          {"checkpoint_every", o.checkpoint_every},
+          {"log_every", o.log_every},
+          {"seed", o.seed}};
+}
+
+TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object()) throw ConfigError(source + ": training options must be a JSON object");
+  const auto known = train_options_to_json(TrainOptions{});
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.contains(it.key())) throw ConfigError(source + ": field '" + it.key() + "': unknown field");
+  TrainOptions o;
+  read_field(j, "steps", o.steps, source);
+  read_field(j, "accumulate", o.accumulate, source);
+  read_field(j, "lr", o.lr, source);
+  read_field(j, "weight_decay", o.weight_decay, source);
+  read_field(j, "warmup_steps", o.warmup_steps, source);
+  read_field(j, "final_lr_fraction", o.final_lr_fraction, source);
+  read_field(j, "clip_norm", o.clip_norm, source);
+  read_field(j, "label_smoothing", o.label_smoothing, source);
+  read_field(j, "aux_loss_weight", o.aux_loss_weight, source);
+  read_field(j, "ema_decay", o.ema_decay, source);
+  read_field(j, "checkpoint_every", o.checkpoint_every, source);
+  read_field(j, "log_every", o.log_every, source);
+  read_field(j, "seed", o.seed, source);
+  auto check = [&](bool ok, const char* field, const char* what) {
+    if (!ok) throw ConfigError(source + ": field '" + field + "': " + what);
+  };
+  check(o.steps > 0, "steps", "must be > 0");
+  check(o.accumulate > 0, "accumulate", "must be > 0");
+  check(o.lr > 0, "lr", "must be > 0");
+  check(o.weight_decay >= 0, "weight_decay", "must be >= 0");
+  check(o.warmup_steps >= 0 && o.warmup_steps < o.steps, "warmup_steps", "must be in [0, steps)");
+  check(o.final_lr_fraction >= 0 && o.final_lr_fraction <= 1, "final_lr_fraction", "must be in [0, 1]");
+  check(o.clip_norm >= 0, "clip_norm", "must be >= 0");
+  check(o.label_smoothing >= 0 && o.label_smoothing < 1, "label_smoothing", "must be in [0, 1)");
+  check(o.ema_decay >= 0 && o.ema_decay < 1, "ema_decay", "must be in [0, 1)");
+  check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
+  check(o.log_every > 0, "log_every", "must be > 0");
+  return o;
+}
+
+Trainer::Trainer(TRecViT model, TrainOptions options, BatchSource& data)
+    : model_(std::move(model)), opt_(std::move(options)), data_(data) {
+  if (!model_->sparse_grad_parameters().empty())
+    throw ConfigError("model config '" + model_->config().name +
+                      "': channel_mixer.sparse_grad is not supported by the trainer yet (its optimizer state "
+                      "cannot be checkpointed); set it to false");
+  optimizer_ = make_adamw(*model_, opt_.lr, opt_.weight_decay);
+  schedule_ = {opt_.lr, opt_.warmup_steps, opt_.steps, opt_.final_lr_fraction};
+  if (opt_.ema_decay > 0)
+    for (auto& p : model_->parameters()) ema_.push_back(p.detach().clone());
+  if (!opt_.out_dir.empty()) {
+    mkdir(opt_.out_dir.c_str(), 0755);
+    nlohmann::json resolved = {{"model", config_to_json(model_->config())}, {"train", train_options_to_json(opt_)}};
+    std::ofstream(opt_.out_dir + "/config.json") << resolved.dump(2) << "\n";
+  }
+}
+
+StepStats Trainer::step() {
+  auto t0 = std::chrono::steady_clock::now();
+  model_->train();
+  const double lr = schedule_.lr_at(step_);
+  set_learning_rate(*optimizer_, lr);
+  optimizer_->zero_grad();
+  double loss_sum = 0, correct = 0, count = 0;
+  auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(opt_.label_smoothing);
+  for (int64_t a = 0; a < opt_.accumulate; ++a) {
+    Batch b = data_.next();
+    auto logits = model_->forward(b.frames);
+    auto loss = torch::nn::functional::cross_entropy(logits, b.labels, ce);
+    if (opt_.aux_loss_weight > 0) loss = loss + opt_.aux_loss_weight * model_->aux_loss();  // MoE balancing etc.
+    (loss / double(opt_.accumulate)).backward();
+    loss_sum += loss.item<double>();
+    correct += (logits.argmax(1) == b.labels).sum().item<double>();
+    count += b.labels.size(0);
+  }
+  if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);
+  optimizer_->step();
+  ++step_;
+  if (!ema_.empty()) {
+    torch::NoGradGuard ng;
+    auto params = model_->parameters();
+    for (size_t i = 0; i < params.size(); ++i) ema_[i].mul_(opt_.ema_decay).add_(params[i], 1 - opt_.ema_decay);
+  }
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  elapsed_s_ += dt;
+  clips_seen_ += static_cast<int64_t>(count);
+  StepStats s;
+  s.step = step_;
+  s.epoch = double(step_ * opt_.accumulate) / double(std::max<int64_t>(1, data_.batches_per_epoch()));
+  s.loss = loss_sum / opt_.accumulate;
+  s.accuracy = correct / count;
+  s.lr = lr;
+  s.clips_per_s = count / dt;
+  s.eta_s = elapsed_s_ / step_ * (opt_.steps - step_);
+  return s;
+}
+
+void Trainer::log_metrics(const StepStats& s) {
+  if (opt_.out_dir.empty()) return;
+  std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
+  f << nlohmann::json{{"step", s.step}, {"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy},
+                      {"lr", s.lr}, {"clips_per_s", s.clips_per_s}, {"skipped", data_.skipped()}}
+           .dump()
+    << "\n";
+}
+
+std::string Trainer::latest_checkpoint_path() const {
+  return opt_.out_dir.empty() ? std::string() : opt_.out_dir + "/checkpoint.pt";
+}
+
+int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log) {
+  const int64_t start = step_;
+  while (step_ < opt_.steps && !stop_requested()) {
+    auto s = step();
+    if (s.step % opt_.log_every == 0 || s.step == opt_.steps) {
+      log_metrics(s);
+      if (on_log) on_log(s);
+    }
+    if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !opt_.out_dir.empty())
+      save(latest_checkpoint_path());
+  }
+  if (!opt_.out_dir.empty()) save(latest_checkpoint_path());
+  return step_ - start;
+}
+
+void Trainer::save(const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  write_model(archive, *model_);
+  nlohmann::json state = {{"step", step_},
+                          {"clips_seen", clips_seen_},
+                          {"elapsed_s", elapsed_s_},
+                          {"data_position", data_.position()},
+                          {"options", train_options_to_json(opt_)}};
+  archive.write("train_state", c10::IValue(state.dump()));
+  torch::serialize::OutputArchive opt_archive;
+  optimizer_->save(opt_archive);
+  archive.write("train_optimizer", opt_archive);
+  archive.write("train_rng", at::detail::getDefaultCPUGenerator().get_state());
+  for (size_t i = 0; i < ema_.size(); ++i) archive.write("train_ema/" + std::to_string(i), ema_[i]);
+  save_archive_atomically(archive, path);
+}
+
+void Trainer::resume(const std::string& path) {
+  TRecViTConfig saved;
+  auto archive = open_checkpoint(path, &saved);
+  if (config_to_json(saved) != config_to_json(model_->config()))
+    throw CheckpointError("checkpoint " + path + ": trained with another model config (" +
+                          config_to_json(saved).dump() + "); this run uses " +
+                          config_to_json(model_->config()).dump());
+  c10::IValue state_iv;
+  if (!archive.try_read("train_state", state_iv) || !state_iv.isString())
+    throw CheckpointError("checkpoint " + path + ": no training state (a model-only checkpoint cannot be resumed)");
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(state_iv.toStringRef());
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError("checkpoint " + path + ": corrupt training state: " + e.what());
+  }
+  auto loaded = load_checkpoint(path);  // the model tensors, with shape checks
+  {
+    torch::NoGradGuard ng;
+    auto dst = model_->named_parameters();
+    for (auto& p : loaded->named_parameters()) dst[p.key()].copy_(p.value());
+  }
+  torch::serialize::InputArchive opt_archive;
+  if (!archive.try_read("train_optimizer", opt_archive))
+    throw CheckpointError("checkpoint " + path + ": missing optimizer state");
+  optimizer_->load(opt_archive);
+  torch::Tensor rng;
+  if (!archive.try_read("train_rng", rng)) throw CheckpointError("checkpoint " + path + ": missing RNG state");
+  auto gen = at::detail::getDefaultCPUGenerator();
+  gen.set_state(rng);
+  for (size_t i = 0; i < ema_.size(); ++i) {
+    torch::Tensor t;
+    if (!archive.try_read("train_ema/" + std::to_string(i), t))
+      throw CheckpointError("checkpoint " + path + ": EMA is on but the checkpoint has no EMA weights");
+    ema_[i].copy_(t);
+  }
+  step_ = state.at("step").get<int64_t>();
+  clips_seen_ = state.value("clips_seen", int64_t(0));
+  elapsed_s_ = state.value("elapsed_s", 0.0);
+  data_.restore(state.at("data_position"));
+}
+
+TRecViT Trainer::eval_model() {
+  if (ema_.empty()) return model_;
+  TRecViT copy(model_->config());
+  torch::NoGradGuard ng;
+  auto params = copy->parameters();
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(ema_[i]);
+  return copy;
+}
+
+}  // namespace trecvit

@@ -1,0 +1,85 @@
+#pragma once
+// The training loop: AdamW with decay exclusions, warm-up + cosine schedule, gradient clipping,
+// label smoothing, gradient accumulation, the mixers' auxiliary losses, optional weight EMA,
+// atomic checkpoints of the whole training state, and exact resume.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "models/trecvit.h"
+#include "train/batch_source.h"
+#include "train/optim.h"
+
+namespace trecvit {
+
+struct TrainOptions {
+  int64_t steps = 1000;            // optimizer steps
+  int64_t accumulate = 1;          // batches per optimizer step
+  double lr = 1e-3;
+  double weight_decay = 0.05;
+  int64_t warmup_steps = 0;
+  double final_lr_fraction = 0.0;
+  double clip_norm = 1.0;          // 0: no clipping
+  double label_smoothing = 0.0;
+  double aux_loss_weight = 1.0;    // multiplies the mixers' auxiliary losses
+  double ema_decay = 0.0;          // 0: no EMA
+  int64_t checkpoint_every = 0;    // steps between checkpoints (0: only at the end and on a signal)
+  int64_t log_every = 10;          // steps between metrics lines
+  uint64_t seed = 0;
+  std::string out_dir;             // run directory; "" writes nothing
+};
+
+nlohmann::json train_options_to_json(const TrainOptions& o);
+TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source);
+
+struct StepStats {
+  int64_t step = 0;       // optimizer steps done
+  double epoch = 0;       // fractional epoch
+  double loss = 0;        // mean over the accumulated batches (classification + aux)
+  double accuracy = 0;    // top-1 on those batches
+  double lr = 0;
+  double clips_per_s = 0;
+  double eta_s = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(TRecViT model, TrainOptions options, BatchSource& data);
+
+  StepStats step();
+  // Trains until options.steps or a stop request (SIGINT/SIGTERM once install_stop_handlers()
+  // ran): checkpoints every checkpoint_every steps, at the end and on the stop. Returns the
+  // number of steps done in this call.
+  int64_t run(const std::function<void(const StepStats&)>& on_log = {});
+
+  // The whole training state (model, optimizer, schedule position, RNG, data position, EMA),
+  // written to a temporary file, synced and renamed into place.
+  void save(const std::string& path);
+  // Restores a state written by save(). A missing, corrupt or mismatched checkpoint (another
+  // model config) throws CheckpointError: a resume never silently starts afresh.
+  void resume(const std::string& path);
+
+  int64_t global_step() const { return step_; }
+  TRecViT model() const { return model_; }
+  // The model to evaluate: the EMA weights when EMA is on, else the trained weights.
+  TRecViT eval_model();
+  std::string latest_checkpoint_path() const;
+
+ private:
+  void log_metrics(const StepStats& s);
+  TRecViT model_;
+  TrainOptions opt_;
+  BatchSource& data_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  WarmupCosine schedule_;
+  std::vector<torch::Tensor> ema_;
+  int64_t step_ = 0;
+  int64_t clips_seen_ = 0;
+  double elapsed_s_ = 0;
+};
+
+void install_stop_handlers();
+bool stop_requested();
+void clear_stop_request();
+
+}  // namespace trecvit
