@@ -71,9 +71,9 @@ LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
   const int64_t B = opt_.batch_size;
   std::vector<torch::Tensor> clips;
   std::vector<int64_t> labels;
-  int64_t pos = batch * B, tries = 0;
+  int64_t pos = batch * B, failures_in_a_row = 0;
   while (static_cast<int64_t>(clips.size()) < B) {
-    if (tries++ >= static_cast<int64_t>(order.size()))
+    if (failures_in_a_row >= static_cast<int64_t>(order.size()))
       throw DatasetError("loader: no sample of this split could be decoded");
     const auto& item = split_.items[order[pos % order.size()]];
     // The sample's randomness depends only on (seed, epoch, position): thread timing cannot change it.
@@ -89,7 +89,9 @@ LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
       }
       clips.push_back(clip);
       labels.push_back(label);
+      failures_in_a_row = 0;
     } catch (const std::exception& e) {
+      ++failures_in_a_row;
       std::lock_guard<std::mutex> lock(mu_);
       ++skipped_;
       if (failures_.size() < 1000) failures_.push_back({item.path, e.what()});
