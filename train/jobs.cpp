@@ -38,8 +38,6 @@ std::pair<int64_t, int64_t> parse_views(const std::string& v) {
   throw ConfigError("--views: expected TEMPORALxSPATIAL like 2x3, got '" + v + "'");
 }
 
-std::string train_split_name(const std::string& format) { return format == "ssv2" ? "train" : "train"; }
-
 class ViewsSource : public EvalSource {
  public:
   ViewsSource(const data::DatasetSplit& split, data::ViewSpec spec, bool shuffle_frames, bool quiet)
@@ -93,7 +91,7 @@ TrainOutcome run_train(const TrainJob& job) {
   topt.seed = job.seed;
   topt.out_dir = job.out_dir;
   if (topt.warmup_steps >= topt.steps) topt.warmup_steps = topt.steps / 10;
-  auto split = data::load_dataset(job.format, job.data_root, train_split_name(job.format));
+  auto split = data::load_dataset(job.format, job.data_root, "train");
   if (!split.missing.empty() && !job.quiet)
     fmt::print("data: {} annotated videos are missing (first: {}); training on the {} found\n", split.missing.size(),
                split.missing.front(), split.items.size());
