@@ -7,11 +7,19 @@
 
 #include "apps/commands.h"
 #include "train/jobs.h"
+#include "video_io/error.h"
+
+extern "C" {
+#include <libavutil/log.h>
+}
 
 namespace trecvit::cli {
 namespace fs = std::filesystem;
 
 void add_train_commands(CLI::App& app, Global& g) {
+  // The jobs report every failed decode or encode with its file; FFmpeg's own lines (one per
+  // encoder opened, per damaged packet) would bury the progress output.
+  video::set_ffmpeg_log_level(AV_LOG_FATAL);
   {
     auto* data = app.add_subcommand("data", "dataset tools: inspect, prepare, generate-ssf");
     data->require_subcommand(1);

@@ -149,9 +149,13 @@ nlohmann::json run_data_prepare(const PrepareOptions& o) {
     try {
       video::VideoReader r(src.string());
       auto frames = r.all(video::FrameSize::short_side_crop(static_cast<int>(o.short_side), 0, 0));
+      // 4:2:0 encoders want even sides: drop a last odd row or column rather than rescale.
+      frames = frames.narrow(1, 0, frames.size(1) & ~int64_t{1}).narrow(2, 0, frames.size(2) & ~int64_t{1});
       {
+        video::WriterOptions wo;
+        wo.preset = video::WriterOptions::Preset::kQuality;
         video::VideoWriter w(tmp.string(), r.info().fps > 0 ? r.info().fps : 30.0, static_cast<int>(frames.size(2)),
-                             static_cast<int>(frames.size(1)));
+                             static_cast<int>(frames.size(1)), wo);
         for (int64_t t = 0; t < frames.size(0); ++t) w.write(frames[t]);
         w.close();
       }
@@ -166,7 +170,7 @@ nlohmann::json run_data_prepare(const PrepareOptions& o) {
   });
   fmt::print("prepare: {} videos re-encoded at short side {}, {} kept from an earlier run, {} failed\n",
              written.load(), o.short_side, kept.load(), failed.size());
-  for (auto& f : failed) fmt::print("  failed {}: {}\n", f["path"].get<std::string>(), f["error"].get<std::string>());
+  for (auto& f : failed) fmt::print("  failed: {}\n", f["error"].get<std::string>());  // the error names the file
   return {{"written", written.load()}, {"kept", kept.load()}, {"failed", failed}};
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -123,6 +124,7 @@ TrainOutcome run_train(const TrainJob& job) {
     if (!job.quiet)
       fmt::print("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n", s.step,
                  topt.steps, s.epoch, s.loss, 100 * s.accuracy, s.lr, s.clips_per_s, hms(s.eta_s));
+    std::fflush(stdout);  // progress reaches a pipe or log file as it happens
   });
   out.steps = trainer.global_step();
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -16,6 +16,13 @@ namespace trecvit::video {
 struct FormatCloser {
   void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
 };
+// Output side: closes the file the muxer wrote to (if it opened one), then frees the context.
+struct OutputFormatCloser {
+  void operator()(AVFormatContext* p) const {
+    if (p && p->pb && p->oformat && !(p->oformat->flags & AVFMT_NOFILE)) avio_closep(&p->pb);
+    avformat_free_context(p);
+  }
+};
 struct CodecFreer {
   void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
 };
@@ -40,6 +47,7 @@ struct AvFreer {
 };
 
 using FormatPtr = std::unique_ptr<AVFormatContext, FormatCloser>;
+using OutputFormatPtr = std::unique_ptr<AVFormatContext, OutputFormatCloser>;
 using CodecPtr = std::unique_ptr<AVCodecContext, CodecFreer>;
 using FramePtr = std::unique_ptr<AVFrame, FrameFreer>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketFreer>;

@@ -1,0 +1,154 @@
+// The embedded default dataset (Fashion-MNIST from its Debian package, the SSF generator) and the
+// data jobs on it: every class is the exact time reverse of its twin, the generated tree is a
+// valid SSv2 dataset that decodes back to what was rendered, generation resumes, `data inspect`
+// counts it, and `data prepare` re-encodes it (resumable, failures listed, annotations kept).
+#include <filesystem>
+#include <fstream>
+
+#include "datasets/annotations.h"
+#include "datasets/fashion_mnist.h"
+#include "datasets/ssf_generator.h"
+#include "tests/test_util.h"
+#include "train/jobs.h"
+#include "video_io/video_reader.h"
+
+using namespace trecvit;
+using namespace trecvit::data;
+namespace fs = std::filesystem;
+
+namespace {
+
+SSFOptions tiny_ssf(const std::string& dir) {
+  SSFOptions o;
+  o.out_dir = dir;
+  o.train_clips = 20;
+  o.validation_clips = 10;
+  o.frames = 8;
+  o.size = 32;
+  o.threads = 2;
+  o.seed = 3;
+  return o;
+}
+
+}  // namespace
+
+TEST(FashionMnist, DebianPackageLoads) {
+  auto test = load_fashion_mnist(kFashionMnistDir, "test");
+  EXPECT_EQ(test.images.sizes(), (std::vector<int64_t>{10000, 28, 28}));
+  EXPECT_EQ(test.images.scalar_type(), torch::kByte);
+  EXPECT_EQ(test.labels.min().item<int64_t>(), 0);
+  EXPECT_EQ(test.labels.max().item<int64_t>(), 9);
+  EXPECT_EQ(torch::bincount(test.labels).eq(1000).all().item<bool>(), true);  // balanced test split
+  EXPECT_GT(test.images.to(torch::kFloat).mean().item<double>(), 20);          // real pictures, not zeros
+  EXPECT_THROW(load_fashion_mnist("/nonexistent", "test"), DatasetError);
+  EXPECT_THROW(load_fashion_mnist(kFashionMnistDir, "validation"), DatasetError);
+}
+
+TEST(SSF, EachClassIsTheTimeReverseOfItsTwin) {
+  auto items = load_fashion_mnist(kFashionMnistDir, "test").images;
+  SSFOptions o;
+  o.frames = 9;
+  o.size = 32;
+  o.noise = 0;  // noise is drawn per frame, so only the noiseless clips are exact reverses
+  const std::vector<torch::Tensor> distractors = {items[5], items[6]};
+  const auto& templates = ssf_templates();
+  ASSERT_EQ(templates.size(), 10u);
+  for (int64_t k = 0; k < 10; k += 2) {
+    auto fwd = render_ssf_clip(items[0], distractors, k, o, 42);
+    auto bwd = render_ssf_clip(items[0], distractors, k + 1, o, 42);
+    EXPECT_EQ(fwd.sizes(), (std::vector<int64_t>{9, 32, 32, 3}));
+    EXPECT_TRUE(torch::equal(fwd.flip(0), bwd)) << templates[k] << " vs " << templates[k + 1];
+    EXPECT_FALSE(torch::equal(fwd, bwd)) << templates[k] << " does not move";
+    // As a set of frames the twins are identical: a frame-shuffled clip cannot tell them apart.
+    EXPECT_TRUE(torch::equal(fwd.sum(0), bwd.sum(0)));
+  }
+  o.noise = 10;
+  EXPECT_TRUE(torch::equal(render_ssf_clip(items[0], distractors, 3, o, 7), render_ssf_clip(items[0], distractors, 3, o, 7)));
+  EXPECT_FALSE(torch::equal(render_ssf_clip(items[0], distractors, 3, o, 7), render_ssf_clip(items[0], distractors, 3, o, 8)));
+}
+
+TEST(SSF, GeneratesAValidSSv2DatasetThatDecodesAndResumes) {
+  const std::string root = test::temp_dir() + "/ssf";
+  auto o = tiny_ssf(root);
+  auto report = generate_ssf(o);
+  EXPECT_EQ(report.written, 30);
+  EXPECT_EQ(report.reused, 0);
+
+  auto train = load_ssv2(root, "train"), val = load_ssv2(root, "validation");
+  ASSERT_EQ(train.items.size(), 20u);
+  ASSERT_EQ(val.items.size(), 10u);
+  EXPECT_TRUE(train.missing.empty());
+  ASSERT_EQ(train.class_names.size(), 10u);
+  for (size_t i = 0; i < train.items.size(); ++i) EXPECT_EQ(train.items[i].label, int64_t(i % 10));
+  std::ifstream f(root + "/train.json");
+  auto first = nlohmann::json::parse(f)[0];
+  EXPECT_EQ(first["template"], "Moving [something] from left to right");
+  EXPECT_EQ(first["label"].get<std::string>().rfind("moving ", 0), 0u);
+  EXPECT_EQ(first["placeholders"].size(), 1u);
+
+  video::VideoReader r(train.items[3].path);
+  ASSERT_EQ(r.size(), 8);
+  EXPECT_EQ(r.info().width, 32);
+  EXPECT_NEAR(r.info().fps, 12.0, 1e-6);
+  auto frames = r.all();
+  EXPECT_EQ(frames.sizes(), (std::vector<int64_t>{8, 32, 32, 3}));
+  EXPECT_GT(frames.to(torch::kFloat).std().item<double>(), 10);  // an item on a background, not a flat frame
+
+  // Deterministic from the seed, and a second run keeps what is there (an interrupted run resumes).
+  const fs::path v3 = fs::path(root) / "videos" / "4.webm";
+  const auto size_before = fs::file_size(v3);
+  fs::remove(v3);
+  report = generate_ssf(o);
+  EXPECT_EQ(report.written, 1);
+  EXPECT_EQ(report.reused, 29);
+  EXPECT_EQ(fs::file_size(v3), size_before);
+
+  o.size = 8;
+  EXPECT_THROW(generate_ssf(o), DatasetError);
+  o = tiny_ssf("");
+  EXPECT_THROW(generate_ssf(o), DatasetError);
+  o = tiny_ssf(root);
+  o.mnist_dir = "/nonexistent";
+  EXPECT_THROW(generate_ssf(o), DatasetError);
+}
+
+TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
+  const std::string base = test::temp_dir(), root = base + "/ssf", out = base + "/ssf16";
+  generate_ssf(tiny_ssf(root));
+  std::ofstream(root + "/videos/7.webm", std::ios::trunc) << "not a video";  // corrupt one training clip
+
+  auto inspect = run_data_inspect("ssv2", root, {}, 2, /*json=*/true);
+  auto train = inspect["splits"]["train"];
+  EXPECT_EQ(train["videos"], 20);
+  EXPECT_EQ(train["classes"], 10);
+  EXPECT_EQ(train["per_class"].size(), 10u);
+  ASSERT_EQ(train["unreadable"].size(), 1u);
+  EXPECT_NE(train["unreadable"][0]["path"].get<std::string>().find("7.webm"), std::string::npos);
+  EXPECT_EQ(train["frames"]["median"], 8);
+  EXPECT_EQ(inspect["splits"]["validation"]["videos"], 10);
+  EXPECT_TRUE(inspect["splits"]["test"].contains("error"));  // SSF has no test split: said, not fatal
+
+  PrepareOptions p;
+  p.root = root;
+  p.out = out;
+  p.short_side = 16;
+  auto rep = run_data_prepare(p);
+  EXPECT_EQ(rep["written"], 29);
+  EXPECT_EQ(rep["kept"], 0);
+  ASSERT_EQ(rep["failed"].size(), 1u);
+  EXPECT_NE(rep["failed"][0]["path"].get<std::string>().find("7.webm"), std::string::npos);
+  EXPECT_FALSE(fs::exists(out + "/videos/7.webm"));
+  EXPECT_FALSE(fs::exists(out + "/videos/7.tmp.webm"));  // no half-written file left behind
+
+  auto prepared = load_ssv2(out, "validation");
+  ASSERT_EQ(prepared.items.size(), 10u);  // annotations copied, layout kept
+  video::VideoReader r(prepared.items[0].path);
+  EXPECT_EQ(r.size(), 8);
+  EXPECT_EQ(r.info().width, 16);
+  EXPECT_EQ(r.info().height, 16);
+
+  fs::remove(out + "/videos/2.webm");  // resume after an interruption: only the missing one is redone
+  rep = run_data_prepare(p);
+  EXPECT_EQ(rep["written"], 1);
+  EXPECT_EQ(rep["kept"], 28);
+}
