@@ -15,8 +15,8 @@ namespace trecvit::data {
 
 struct SSFOptions {
   std::string out_dir;
-  int64_t train_clips = 1600;
-  int64_t validation_clips = 400;
+  int64_t train_clips = 2400;
+  int64_t validation_clips = 600;
   int64_t frames = 16;      // per video, at 12 fps
   int64_t size = 64;        // height = width in pixels
   int64_t distractors = 2;  // static items of other classes

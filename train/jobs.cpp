@@ -78,6 +78,10 @@ class ViewsSource : public EvalSource {
 }  // namespace
 
 TrainOutcome run_train(const TrainJob& job) {
+  // A fresh run never overwrites an earlier one's checkpoint (nor appends to its metrics).
+  if (!job.resume && fs::exists(fs::path(job.out_dir) / "checkpoint.pt"))
+    throw ConfigError(job.out_dir + " already holds a run (checkpoint.pt): pass --resume to continue it, or choose "
+                      "another --out");
   auto cfg = load_config(job.model_config);
   TrainOptions topt;
   if (!job.train_config.empty()) {
