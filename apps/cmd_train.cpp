@@ -80,6 +80,9 @@ void add_train_commands(CLI::App& app, Global& g) {
     cmd->add_option("--workers", job.workers, "loader threads")->check(CLI::PositiveNumber);
     cmd->add_option("--seed", job.seed, "seed for initialisation, data order and augmentation");
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: train on frame-shuffled clips");
+    cmd->add_option("--flip", job.flip, "horizontal flips: none (SSv2 default) | plain | mirror (swap left/right, clockwise/counterclockwise classes)")
+        ->check(CLI::IsMember({"none", "plain", "mirror"}));
+    cmd->add_option("--color-jitter", job.color_jitter, "brightness/contrast/saturation jitter strength")->check(CLI::Range(0.0, 1.0));
     cmd->callback([] {
       job.resume = resume;
       run_train(job);

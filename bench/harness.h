@@ -32,6 +32,7 @@ nlohmann::json bench_scan(const Args& args);
 nlohmann::json bench_alloc(const Args& args);
 nlohmann::json bench_decode(const Args& args);  // only with TRECVIT_WITH_VIDEO
 nlohmann::json bench_peer(const Args& args);
+nlohmann::json bench_loader(const Args& args);  // only with the datasets library
 
 std::vector<std::pair<std::string, std::string>> list_benchmarks();
 // Runs one benchmark; prints a table (or the JSON object) to stdout. Returns 0 on success.

@@ -11,6 +11,9 @@ const std::vector<Benchmark>& all_benchmarks() {
 #ifdef TRECVIT_WITH_VIDEO
       {"decode", "video decoding: sequential vs the ffmpeg CLI, random clips vs OpenCV and the decode bound", bench_decode},
 #endif
+#ifdef TRECVIT_WITH_DATASETS
+      {"loader", "the video loader's clips/s vs the trainer's consumption (small config, 16x112x112, 2 workers)", bench_loader},
+#endif
       {"peer", "PEER vs a naive formulation and dense MLPs (speed, peak memory), plus PKM and MoEs", bench_peer},
   };
   return table;

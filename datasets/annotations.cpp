@@ -1,6 +1,7 @@
 #include "datasets/annotations.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,6 +44,36 @@ std::string ssv2_strip_brackets(const std::string& tmpl) {
   std::string out;
   for (char c : tmpl)
     if (c != '[' && c != ']') out += c;
+  return out;
+}
+
+std::vector<int64_t> mirror_label_map(const std::vector<std::string>& class_names) {
+  static const std::map<std::string, std::string> mirror = {
+      {"left", "right"},      {"right", "left"},          {"Left", "Right"},          {"Right", "Left"},
+      {"clockwise", "counterclockwise"}, {"counterclockwise", "clockwise"}, {"anticlockwise", "clockwise"}};
+  std::map<std::string, int64_t> index;
+  for (size_t i = 0; i < class_names.size(); ++i) index[class_names[i]] = static_cast<int64_t>(i);
+  std::vector<int64_t> out(class_names.size());
+  for (size_t i = 0; i < class_names.size(); ++i) {
+    const std::string& name = class_names[i];
+    std::string mirrored, word;
+    auto flush = [&] {
+      auto m = mirror.find(word);
+      mirrored += m == mirror.end() ? word : m->second;
+      word.clear();
+    };
+    for (char c : name) {
+      if (std::isalpha(static_cast<unsigned char>(c))) {
+        word += c;
+      } else {
+        flush();
+        mirrored += c;
+      }
+    }
+    flush();
+    auto it = index.find(mirrored);
+    out[i] = it == index.end() ? static_cast<int64_t>(i) : it->second;
+  }
   return out;
 }
 

@@ -44,4 +44,10 @@ std::vector<std::string> parse_csv_line(const std::string& line, const std::stri
 // "Moving [something] from left to right" -> "Moving something from left to right".
 std::string ssv2_strip_brackets(const std::string& tmpl);
 
+// For horizontal-flip augmentation on direction-sensitive classes: label -> the label of its
+// mirror image, found by swapping the words left/right and clockwise/counterclockwise
+// (anticlockwise) in the class name ("Moving something from left to right" <-> "... from right
+// to left"). Classes whose mirrored name is not a class map to themselves.
+std::vector<int64_t> mirror_label_map(const std::vector<std::string>& class_names);
+
 }  // namespace trecvit::data

@@ -127,6 +127,14 @@ TEST(FolderAndCsvList, ClassesAndPaths) {
   expect_dataset_error([&] { load_folder((root / "none").string()); }, {"not a directory"});
 }
 
+TEST(MirrorLabels, SwapsDirectionWordsOnlyWhenTheMirrorIsAClass) {
+  const std::vector<std::string> names = {"Moving something from left to right", "Moving something from right to left",
+                                          "Rotating something clockwise", "Rotating something counterclockwise",
+                                          "Turning the camera left while filming something", "Pushing something",
+                                          "Putting something to the left of something"};
+  EXPECT_EQ(mirror_label_map(names), (std::vector<int64_t>{1, 0, 3, 2, 4, 5, 6}));  // no "camera right" class: kept
+}
+
 TEST(Samplers, IndexProperties) {
   std::mt19937_64 rng(1);
   ClipSpec spec{8, 2, ShortVideoPolicy::kRepeatLast};

@@ -152,3 +152,55 @@ TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
   EXPECT_EQ(rep["written"], 1);
   EXPECT_EQ(rep["kept"], 28);
 }
+
+TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
+  const std::string base = test::temp_dir(), root = base + "/ssf", run = base + "/run";
+  generate_ssf(tiny_ssf(root));
+  TrainJob job;
+  job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
+  job.data_root = root;
+  job.out_dir = run;
+  job.steps = 4;
+  job.batch_size = 4;
+  job.sampler = "segments";
+  job.flip = "mirror";  // SSF's left/right and clockwise twins swap labels under the flip
+  job.color_jitter = 0.2;
+  job.quiet = true;
+  auto out = run_train(job);
+  EXPECT_EQ(out.steps, 4);
+  EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
+  EXPECT_TRUE(fs::exists(run + "/config.json"));
+
+  // A fresh run into a directory that holds one is refused, naming the directory.
+  try {
+    run_train(job);
+    ADD_FAILURE() << "a second fresh run overwrote the first";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(run), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
+  }
+  job.resume = true;
+  job.steps = 6;
+  EXPECT_EQ(run_train(job).steps, 6);
+
+  EvalJob eval;
+  eval.checkpoint = run + "/checkpoint.pt";
+  eval.data_root = root;
+  eval.sampler = "segments";
+  eval.quiet = true;
+  auto report = run_eval(eval);
+  EXPECT_EQ(report["count"], 10);
+  EXPECT_EQ(report["confusion"].size(), 10u);
+  EXPECT_GE(report["top5"].get<double>(), report["top1"].get<double>());
+
+  TrainJob wrong = job;  // a model whose class count disagrees with the data
+  wrong.model_config = std::string(TRECVIT_CONFIG_DIR) + "/tiny.json";
+  wrong.out_dir = base + "/wrong";
+  wrong.resume = false;
+  EXPECT_THROW(run_train(wrong), ConfigError);
+  wrong = job;
+  wrong.out_dir = base + "/sideways";
+  wrong.resume = false;
+  wrong.flip = "sideways";
+  EXPECT_THROW(run_train(wrong), ConfigError);
+}

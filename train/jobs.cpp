@@ -113,6 +113,11 @@ TrainOutcome run_train(const TrainJob& job) {
   lo.workers = job.workers;
   lo.seed = job.seed;
   lo.shuffle_frames = job.shuffle_frames;
+  if (job.flip != "none" && job.flip != "plain" && job.flip != "mirror")
+    throw ConfigError("flip: expected none, plain or mirror, got '" + job.flip + "'");
+  lo.horizontal_flip = job.flip != "none";
+  if (job.flip == "mirror") lo.flip_label_map = data::mirror_label_map(split.class_names);
+  lo.color_jitter = job.color_jitter;
   data::VideoLoader loader(split, lo);
   LoaderBatchSource source(loader);
   torch::manual_seed(job.seed);

@@ -20,6 +20,10 @@ struct TrainJob {
   int workers = 2;
   uint64_t seed = 0;
   bool shuffle_frames = false;
+  // Horizontal flips: "none" (SSv2's default: direction is the label), "plain" (direction-free
+  // data such as Kinetics), "mirror" (flip and relabel with data::mirror_label_map).
+  std::string flip = "none";
+  double color_jitter = 0;  // brightness/contrast/saturation strength
   bool quiet = false;
 };
 
