@@ -36,21 +36,13 @@ nlohmann::json bench_alloc(const Args& args) {
   const std::string allocator = runtime_info().allocator;
   if (args.get("child", "0") == "1") return {{"step_s", here}, {"allocator", allocator}};
   // Re-run this benchmark in a child with a non-retaining allocator configuration.
-  std::string cmd = "MALLOC_CONF=retain:false,dirty_decay_ms:0,muzzy_decay_ms:0 /proc/" + std::to_string(getpid()) +
-                    "/exe --threads " + std::to_string(at::get_num_threads()) + " bench alloc --json --repeats " +
-                    std::to_string(args.repeats) + (args.quick ? " --quick" : "") + " --set child=1";
-  for (auto& kv : args.extra) cmd += " --set " + kv;
-  std::string text;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
-    pclose(p);
-  }
+  std::string arguments = "bench alloc --json --repeats " + std::to_string(args.repeats) +
+                          (args.quick ? " --quick" : "") + " --set child=1";
+  for (auto& kv : args.extra) arguments += " --set " + kv;
   double other = -1;
   std::string other_alloc = "unavailable";
   try {
-    auto j = nlohmann::json::parse(text);
+    auto j = run_self_json("MALLOC_CONF=retain:false,dirty_decay_ms:0,muzzy_decay_ms:0", arguments);
     other = j.at("step_s");
     other_alloc = j.at("allocator");
   } catch (const std::exception&) {

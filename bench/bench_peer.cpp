@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "bench/common.h"
 #include "bench/harness.h"
 #include "blocks/expert_lookup.h"
 #include "blocks/mlp.h"
@@ -140,21 +141,13 @@ nlohmann::json run_variant(const std::string& variant, const Args& args) {
 }
 
 nlohmann::json run_child(const std::string& variant, const Shape& s, const Args& args) {
-  std::string cmd = "/proc/" + std::to_string(getpid()) + "/exe --threads " + std::to_string(at::get_num_threads()) +
-                    " bench peer --json --repeats " + std::to_string(args.repeats) + " --set child=" + variant +
-                    fmt::format(" --set N={} --set D={} --set h={} --set k={} --set dk={} --set tokens={}", s.N, s.D,
-                                s.h, s.k, s.dk, s.tokens);
-  std::string text;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) text.append(buf, n);
-    pclose(p);
-  }
+  const std::string arguments = "bench peer --json --repeats " + std::to_string(args.repeats) + " --set child=" +
+                                variant + fmt::format(" --set N={} --set D={} --set h={} --set k={} --set dk={} --set tokens={}",
+                                                      s.N, s.D, s.h, s.k, s.dk, s.tokens);
   try {
-    return nlohmann::json::parse(text);
-  } catch (const std::exception&) {
-    return {{"variant", variant}, {"error", "child failed: " + cmd}};
+    return run_self_json("", arguments);
+  } catch (const std::exception& e) {
+    return {{"variant", variant}, {"error", e.what()}};
   }
 }
 

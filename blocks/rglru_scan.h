@@ -12,6 +12,8 @@
 // h is accumulated in the input dtype (fp32 for fp32 models, fp64 in gradient checks).
 #include <torch/torch.h>
 
+#include "blocks/rglru_math.h"
+
 namespace trecvit {
 
 // v:      [B, T, L] conv output, contiguous
@@ -24,8 +26,9 @@ namespace trecvit {
 torch::Tensor rglru_scan(const torch::Tensor& v, const torch::Tensor& gates, const torch::Tensor& a_param,
                          const torch::Tensor& h0, const torch::Tensor& reset);
 
-// Gradient bound used by the clipped sqrt backward (RecurrentGemma's sqrt_bound_derivative).
-constexpr double kRGLRUMaxSqrtGradient = 1000.0;
-constexpr double kRGLRUC = 8.0;
+// The kernel's constants (rglru_math.h), for the tensor-op reference: the clipped sqrt's gradient
+// bound (RecurrentGemma's sqrt_bound_derivative) and c in log a = -c r softplus(p).
+constexpr double kRGLRUMaxSqrtGradient = detail::kMaxSqrtGradient;
+constexpr double kRGLRUC = detail::kC;
 
 }  // namespace trecvit

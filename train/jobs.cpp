@@ -126,7 +126,7 @@ TrainOutcome run_train(const TrainJob& job) {
   install_stop_handlers();
   auto t0 = std::chrono::steady_clock::now();
   TrainOutcome out;
-  trainer.run([&](const StepStats& s) {
+  const int64_t done_now = trainer.run([&](const StepStats& s) {
     out.final_loss = s.loss;
     out.final_accuracy = s.accuracy;
     out.clips_per_s = s.clips_per_s;
@@ -141,7 +141,8 @@ TrainOutcome run_train(const TrainJob& job) {
   out.checkpoint = trainer.latest_checkpoint_path();
   if (trainer.eval_model().ptr() != trainer.model().ptr()) save_checkpoint(*trainer.eval_model(), job.out_dir + "/ema.pt");
   if (!job.quiet) {
-    fmt::print("trained {} steps in {:.1f} s; {} samples skipped\n", out.steps, out.seconds, out.skipped);
+    fmt::print("trained to step {} ({} steps in this run, {:.1f} s); {} samples skipped\n", out.steps, done_now,
+               out.seconds, out.skipped);
     for (auto& f : loader.failures()) fmt::print("  skipped {}: {}\n", f.path, f.reason);
     if (stop_requested()) fmt::print("stopped by signal; resume with --resume\n");
   }
