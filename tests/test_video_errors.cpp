@@ -14,16 +14,11 @@ using namespace trecvit::video;
 using trecvit::test::cli_frame_md5;
 using trecvit::test::ffprobe_frame_count;
 using trecvit::test::make_video;
+using trecvit::test::no_cache;
 using trecvit::test::must_shell;
 using trecvit::test::video_temp_dir;
 
 namespace {
-
-ReaderOptions no_cache() {
-  ReaderOptions o;
-  o.index_cache.mode = IndexCacheMode::kOff;
-  return o;
-}
 
 std::vector<uint8_t> slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

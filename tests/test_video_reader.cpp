@@ -16,15 +16,10 @@ using trecvit::test::cli_frame_md5;
 using trecvit::test::ffprobe_frame_count;
 using trecvit::test::ffprobe_timestamps;
 using trecvit::test::make_video;
+using trecvit::test::no_cache;
 using trecvit::test::video_temp_dir;
 
 namespace {
-
-ReaderOptions no_cache() {
-  ReaderOptions o;
-  o.index_cache.mode = IndexCacheMode::kOff;
-  return o;
-}
 
 std::string frame_md5(const torch::Tensor& frame) {
   auto c = frame.contiguous();

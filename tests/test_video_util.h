@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/test_util.h"
+#include "video_io/reader.h"
 
 namespace trecvit::test {
 
@@ -24,6 +25,13 @@ inline std::string video_temp_dir() {
   static Cleanup cleanup;
   cleanup.dirs.push_back(temp_dir());
   return cleanup.dirs.back();
+}
+
+// Reader options that always run the index pass (tests must not depend on a cache's state).
+inline video::ReaderOptions no_cache() {
+  video::ReaderOptions o;
+  o.index_cache.mode = video::IndexCacheMode::kOff;
+  return o;
 }
 
 inline std::string must_shell(const std::string& cmd) {
