@@ -126,13 +126,28 @@ TrainOutcome run_train(const TrainJob& job) {
   install_stop_handlers();
   auto t0 = std::chrono::steady_clock::now();
   TrainOutcome out;
+  // Unreadable samples are reported as they are found (file and reason) and summed per epoch.
+  size_t reported = 0;
+  int64_t epoch_done = static_cast<int64_t>(trainer.global_step() * topt.accumulate / std::max<int64_t>(1, loader.batches_per_epoch()));
+  auto report_skips = [&] {
+    const auto failures = loader.failures();
+    for (; reported < failures.size(); ++reported) {
+      const auto& f = failures[reported];  // video_io's reasons already start with the file
+      fmt::print(stderr, "data: skipped {}\n", f.reason.rfind(f.path, 0) == 0 ? f.reason : f.path + ": " + f.reason);
+    }
+  };
   const int64_t done_now = trainer.run([&](const StepStats& s) {
     out.final_loss = s.loss;
     out.final_accuracy = s.accuracy;
     out.clips_per_s = s.clips_per_s;
-    if (!job.quiet)
-      fmt::print("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n", s.step,
-                 topt.steps, s.epoch, s.loss, 100 * s.accuracy, s.lr, s.clips_per_s, hms(s.eta_s));
+    if (job.quiet) return;
+    report_skips();
+    fmt::print("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n", s.step,
+               topt.steps, s.epoch, s.loss, 100 * s.accuracy, s.lr, s.clips_per_s, hms(s.eta_s));
+    if (static_cast<int64_t>(s.epoch) > epoch_done) {
+      epoch_done = static_cast<int64_t>(s.epoch);
+      fmt::print("epoch {} done: {} unreadable samples skipped and replaced so far\n", epoch_done, loader.skipped());
+    }
     std::fflush(stdout);  // progress reaches a pipe or log file as it happens
   });
   out.steps = trainer.global_step();
@@ -141,9 +156,9 @@ TrainOutcome run_train(const TrainJob& job) {
   out.checkpoint = trainer.latest_checkpoint_path();
   if (trainer.eval_model().ptr() != trainer.model().ptr()) save_checkpoint(*trainer.eval_model(), job.out_dir + "/ema.pt");
   if (!job.quiet) {
+    report_skips();
     fmt::print("trained to step {} ({} steps in this run, {:.1f} s); {} samples skipped\n", out.steps, done_now,
                out.seconds, out.skipped);
-    for (auto& f : loader.failures()) fmt::print("  skipped {}: {}\n", f.path, f.reason);
     if (stop_requested()) fmt::print("stopped by signal; resume with --resume\n");
   }
   return out;
