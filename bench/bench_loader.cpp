@@ -5,14 +5,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 
+#include "bench/common.h"
 #include "bench/harness.h"
 #include "datasets/annotations.h"
 #include "datasets/loader.h"
 #include "datasets/ssf_generator.h"
-#include "models/config.h"
 #include "train/trainer.h"
 #include "train/video_source.h"
 
@@ -20,7 +19,14 @@ namespace trecvit::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+
+struct RemoveDir {  // the generated videos go, however the benchmark ends
+  fs::path dir;
+  ~RemoveDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
 
 // The same in-memory batch every step: the trainer's speed with no data cost at all.
 class MemorySource : public BatchSource {
@@ -60,6 +66,7 @@ nlohmann::json bench_loader(const Args& args) {
   const int repeats = quick ? 1 : args.repeats;
 
   const fs::path dir = fs::temp_directory_path() / fmt::format("trecvit_bench_loader_{}", ::getpid());
+  RemoveDir cleanup{dir};
   data::SSFOptions ssf;
   ssf.out_dir = dir.string();
   ssf.train_clips = videos;
@@ -85,11 +92,10 @@ nlohmann::json bench_loader(const Args& args) {
     loader_cps = n * batch / median_seconds([&] { for (int64_t i = 0; i < n; ++i) loader.next(); }, repeats, 0);
   }
 
-  auto cfg = load_config(std::string(TRECVIT_CONFIG_DIR) + "/" + config + ".json");
-  cfg.image_height = cfg.image_width = size;
+  auto cfg = bench_config(config, size);
   cfg.num_frames = frames;
   cfg.num_classes = static_cast<int64_t>(split.class_names.size());
-  cfg = config_from_json(config_to_json(cfg), "bench loader config");  // validates the overrides
+  cfg.validate();
   Batch in_memory;
   {
     data::VideoLoader first(split, lo);
@@ -101,7 +107,6 @@ nlohmann::json bench_loader(const Args& args) {
   data::VideoLoader loader(split, lo);
   LoaderBatchSource fed(loader);
   const double fed_cps = trainer_clips_per_s(cfg, fed, batch, steps, repeats);
-  fs::remove_all(dir);
 
   const std::string shape = fmt::format("{}x{}x{}", frames, size, size);
   print_row(fmt::format("loader alone, {} workers", workers), {{"clips/s", fmt::format("{:.1f}", loader_cps)}, {"clip", shape}});
@@ -109,7 +114,8 @@ nlohmann::json bench_loader(const Args& args) {
   print_row(fmt::format("train {} fed by the loader", config),
             {{"clips/s", fmt::format("{:.2f}", fed_cps)}, {"vs in-memory", fmt::format("{:.2f}", fed_cps / memory_cps)}});
   print_row("loader headroom", {{"loader / trainer", fmt::format("{:.1f}x", loader_cps / memory_cps)}});
-  return {{"clip", shape},
+  return {{"benchmark", "loader"},
+          {"clip", shape},
           {"workers", workers},
           {"batch", batch},
           {"config", config},

@@ -204,3 +204,14 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
   wrong.flip = "sideways";
   EXPECT_THROW(run_train(wrong), ConfigError);
 }
+
+TEST(BenchLoader, QuickRunReportsAllThreeRates) {
+  std::string out;
+  ASSERT_EQ(test::run_command(std::string(TRECVIT_BIN) + " bench loader --quick --json --set config=tiny --set size=32 "
+                              "--set frames=4 --set video_size=32 --set batch=4", &out), 0) << out;
+  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(j["benchmark"], "loader");
+  EXPECT_EQ(j["clip"], "4x32x32");
+  for (auto key : {"loader_clips_per_s", "train_in_memory_clips_per_s", "train_fed_clips_per_s"})
+    EXPECT_GT(j[key].get<double>(), 0) << key;
+}
