@@ -49,7 +49,7 @@ void preset_options(const std::string& codec, const WriterOptions& o, Dict& opts
 // retaining jemalloc configuration (cmake/malloc_conf.cpp: no decay) those pages stay resident but
 // rarely fit the next encoder's requests: writing the default dataset grew the process by ~2 MB per
 // file (5.8 GB peak for 3000 files). Encoders therefore allocate from an arena of their own whose
-// pages idle for a second go back to the kernel (purging everything at each close was ~1.7x slower).
+// pages idle for a second go back to the kernel, while the next encoder still reuses the hot ones.
 using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
 
 struct EncoderArena {
