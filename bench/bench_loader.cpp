@@ -41,14 +41,15 @@ class MemorySource : public BatchSource {
   Batch b_;
 };
 
-// Median clips/s of `steps` trainer steps, after one warm-up step, over `repeats` runs.
-double trainer_clips_per_s(const TRecViTConfig& cfg, BatchSource& source, int64_t batch, int steps, int repeats) {
+// Median clips/s of `steps` trainer steps, after `warmup` steps, over `repeats` runs.
+double trainer_clips_per_s(const TRecViTConfig& cfg, BatchSource& source, int64_t batch, int steps, int repeats,
+                           int64_t warmup) {
   torch::manual_seed(0);
   TrainOptions o;
   o.steps = 1 << 30;
   o.lr = 1e-4;
   Trainer trainer(TRecViT(cfg), o, source);
-  trainer.step();
+  for (int64_t i = 0; i < warmup; ++i) trainer.step();
   const double s = median_seconds([&] { for (int i = 0; i < steps; ++i) trainer.step(); }, repeats, 0);
   return steps * batch / s;
 }
@@ -103,10 +104,11 @@ nlohmann::json bench_loader(const Args& args) {
     in_memory = {b.frames, b.labels};
   }
   MemorySource memory(in_memory);
-  const double memory_cps = trainer_clips_per_s(cfg, memory, batch, steps, repeats);
+  const double memory_cps = trainer_clips_per_s(cfg, memory, batch, steps, repeats, 1);
   data::VideoLoader loader(split, lo);
   LoaderBatchSource fed(loader);
-  const double fed_cps = trainer_clips_per_s(cfg, fed, batch, steps, repeats);
+  // Past the batches prefetched while the model was being built: only steady state counts.
+  const double fed_cps = trainer_clips_per_s(cfg, fed, batch, steps, repeats, lo.prefetch + 1);
 
   const std::string shape = fmt::format("{}x{}x{}", frames, size, size);
   print_row(fmt::format("loader alone, {} workers", workers), {{"clips/s", fmt::format("{:.1f}", loader_cps)}, {"clip", shape}});

@@ -47,22 +47,32 @@ std::string ssv2_strip_brackets(const std::string& tmpl) {
   return out;
 }
 
+namespace {
+
+// Lower case, one spelling for the counterclockwise family, so names match however they spell it.
+std::string mirror_canonical(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const std::string from : {"counter-clockwise", "anti-clockwise", "anticlockwise"})
+    for (size_t at; (at = s.find(from)) != std::string::npos;) s.replace(at, from.size(), "counterclockwise");
+  return s;
+}
+
+}  // namespace
+
 std::vector<int64_t> mirror_label_map(const std::vector<std::string>& class_names) {
   static const std::map<std::string, std::string> mirror = {
-      {"left", "right"},      {"right", "left"},          {"Left", "Right"},          {"Right", "Left"},
-      {"clockwise", "counterclockwise"}, {"counterclockwise", "clockwise"}, {"anticlockwise", "clockwise"}};
+      {"left", "right"}, {"right", "left"}, {"clockwise", "counterclockwise"}, {"counterclockwise", "clockwise"}};
   std::map<std::string, int64_t> index;
-  for (size_t i = 0; i < class_names.size(); ++i) index[class_names[i]] = static_cast<int64_t>(i);
+  for (size_t i = 0; i < class_names.size(); ++i) index[mirror_canonical(class_names[i])] = static_cast<int64_t>(i);
   std::vector<int64_t> out(class_names.size());
   for (size_t i = 0; i < class_names.size(); ++i) {
-    const std::string& name = class_names[i];
     std::string mirrored, word;
     auto flush = [&] {
       auto m = mirror.find(word);
       mirrored += m == mirror.end() ? word : m->second;
       word.clear();
     };
-    for (char c : name) {
+    for (char c : mirror_canonical(class_names[i])) {
       if (std::isalpha(static_cast<unsigned char>(c))) {
         word += c;
       } else {

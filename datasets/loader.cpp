@@ -148,6 +148,10 @@ nlohmann::json VideoLoader::position() const {
 
 void VideoLoader::restore(const nlohmann::json& p) {
   stop();
+  // What the discarded prefetch ran into was never trained on: count from the restored position.
+  skipped_ = 0;
+  failures_.clear();
+  fatal_.clear();
   want_epoch_ = next_epoch_ = p.at("epoch").get<int64_t>();
   want_batch_ = next_batch_ = p.at("batch").get<int64_t>();
   if (want_batch_ < 0 || want_batch_ >= batches_per_epoch())

@@ -133,6 +133,9 @@ TEST(MirrorLabels, SwapsDirectionWordsOnlyWhenTheMirrorIsAClass) {
                                           "Turning the camera left while filming something", "Pushing something",
                                           "Putting something to the left of something"};
   EXPECT_EQ(mirror_label_map(names), (std::vector<int64_t>{1, 0, 3, 2, 4, 5, 6}));  // no "camera right" class: kept
+  // Other spellings of counterclockwise, and case, still pair up.
+  EXPECT_EQ(mirror_label_map({"Turning Clockwise", "turning anticlockwise", "Spin counter-clockwise", "spin clockwise"}),
+            (std::vector<int64_t>{1, 0, 3, 2}));
 }
 
 TEST(Samplers, IndexProperties) {

@@ -11,6 +11,7 @@
 #include "tests/test_util.h"
 #include "train/jobs.h"
 #include "video_io/video_reader.h"
+#include "video_io/writer.h"
 
 using namespace trecvit;
 using namespace trecvit::data;
@@ -128,12 +129,21 @@ TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
   EXPECT_EQ(inspect["splits"]["validation"]["videos"], 10);
   EXPECT_TRUE(inspect["splits"]["test"].contains("error"));  // SSF has no test split: said, not fatal
 
+  {  // other containers keep their name and extension; odd scaled sides are trimmed to even
+    fs::create_directories(root + "/extra");
+    video::VideoWriter w(root + "/extra/clip.mkv", 12, 48, 36);
+    for (int t = 0; t < 5; ++t) w.write(torch::full({36, 48, 3}, 40 * t, torch::kByte));
+  }
   PrepareOptions p;
   p.root = root;
   p.out = out;
   p.short_side = 16;
   auto rep = run_data_prepare(p);
-  EXPECT_EQ(rep["written"], 29);
+  EXPECT_EQ(rep["written"], 30);
+  video::VideoReader mkv(out + "/extra/clip.mkv");
+  EXPECT_EQ(mkv.size(), 5);
+  EXPECT_EQ(mkv.info().height, 16);
+  EXPECT_EQ(mkv.info().width, 20);  // 48 * 16 / 36 = 21.3 -> 21, trimmed to 20
   EXPECT_EQ(rep["kept"], 0);
   ASSERT_EQ(rep["failed"].size(), 1u);
   EXPECT_NE(rep["failed"][0]["path"].get<std::string>().find("7.webm"), std::string::npos);
@@ -150,7 +160,7 @@ TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
   fs::remove(out + "/videos/2.webm");  // resume after an interruption: only the missing one is redone
   rep = run_data_prepare(p);
   EXPECT_EQ(rep["written"], 1);
-  EXPECT_EQ(rep["kept"], 28);
+  EXPECT_EQ(rep["kept"], 29);
 }
 
 TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
@@ -192,6 +202,8 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
   EXPECT_EQ(report["count"], 10);
   EXPECT_EQ(report["confusion"].size(), 10u);
   EXPECT_GE(report["top5"].get<double>(), report["top1"].get<double>());
+  eval.views = "0x1";
+  EXPECT_THROW(run_eval(eval), ConfigError);
 
   TrainJob wrong = job;  // a model whose class count disagrees with the data
   wrong.model_config = std::string(TRECVIT_CONFIG_DIR) + "/tiny.json";

@@ -131,22 +131,25 @@ nlohmann::json run_data_prepare(const PrepareOptions& o) {
     std::string ext = e.path().extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
     fs::create_directories((out / rel).parent_path());
-    if (video_ext.count(ext))
+    if (video_ext.count(ext)) {
       videos.push_back(rel);
-    else if (!fs::exists(out / rel))
-      fs::copy_file(e.path(), out / rel);  // annotations and anything else, unchanged
+    } else if (!fs::exists(out / rel)) {  // annotations and anything else, unchanged; whole or not at all
+      const fs::path tmp = out / (rel.string() + ".tmp");
+      fs::copy_file(e.path(), tmp, fs::copy_options::overwrite_existing);
+      fs::rename(tmp, out / rel);
+    }
   }
   std::atomic<int64_t> written{0}, kept{0};
   std::mutex mu;
   nlohmann::json failed = nlohmann::json::array();
   parallel_items(static_cast<int64_t>(videos.size()), o.workers, [&](int64_t i) {
     const fs::path src = root / videos[i], dst = out / videos[i];
-    if (fs::exists(dst)) {
-      ++kept;  // resumable: done in an earlier run
-      return;
-    }
     const fs::path tmp = dst.parent_path() / (dst.stem().string() + ".tmp" + dst.extension().string());
     try {
+      if (fs::exists(dst)) {
+        ++kept;  // resumable: done in an earlier run
+        return;
+      }
       video::VideoReader r(src.string());
       auto frames = r.all(video::FrameSize::short_side_crop(static_cast<int>(o.short_side), 0, 0));
       // 4:2:0 encoders want even sides: drop a last odd row or column rather than rescale.

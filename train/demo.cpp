@@ -9,6 +9,7 @@
 #include "datasets/views.h"
 #include "models/checkpoint.h"
 #include "train/jobs.h"
+#include "train/trainer.h"
 
 namespace trecvit {
 namespace fs = std::filesystem;
@@ -69,6 +70,10 @@ nlohmann::json run_demo(const DemoJob& job) {
   say("== training {} on {}{}{}\n", config, job.data_root, job.shuffle_frames ? " (frame-shuffled clips)" : "",
       train.resume ? fmt::format(" (resuming {})", job.out_dir) : "");
   auto outcome = run_train(train);
+  if (stop_requested()) {  // Ctrl-C: the checkpoint is written; evaluating now would ignore the request
+    say("== stopped during training; run the demo again to continue\n");
+    return {{"stopped", true}, {"train_steps", outcome.steps}};
+  }
 
   EvalJob eval;
   eval.checkpoint = fs::exists(job.out_dir + "/ema.pt") ? job.out_dir + "/ema.pt" : outcome.checkpoint;

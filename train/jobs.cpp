@@ -33,10 +33,13 @@ std::string hms(double s) {
 std::pair<int64_t, int64_t> parse_views(const std::string& v) {
   const auto x = v.find('x');
   try {
-    if (x != std::string::npos) return {std::stoll(v.substr(0, x)), std::stoll(v.substr(x + 1))};
+    if (x != std::string::npos) {
+      const int64_t t = std::stoll(v.substr(0, x)), s = std::stoll(v.substr(x + 1));
+      if (t >= 1 && (s == 1 || s == 3)) return {t, s};
+    }
   } catch (const std::exception&) {
   }
-  throw ConfigError("--views: expected TEMPORALxSPATIAL like 2x3, got '" + v + "'");
+  throw ConfigError("--views: expected TEMPORALxSPATIAL with TEMPORAL >= 1 and SPATIAL 1 or 3, like 2x3, got '" + v + "'");
 }
 
 class ViewsSource : public EvalSource {
@@ -82,6 +85,8 @@ TrainOutcome run_train(const TrainJob& job) {
   if (!job.resume && fs::exists(fs::path(job.out_dir) / "checkpoint.pt"))
     throw ConfigError(job.out_dir + " already holds a run (checkpoint.pt): pass --resume to continue it, or choose "
                       "another --out");
+  // Metrics of a run that died before its first checkpoint describe nothing resumable.
+  if (!job.resume) fs::remove(fs::path(job.out_dir) / "metrics.jsonl");
   auto cfg = load_config(job.model_config);
   TrainOptions topt;
   if (!job.train_config.empty()) {
@@ -144,10 +149,8 @@ TrainOutcome run_train(const TrainJob& job) {
     report_skips();
     fmt::print("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n", s.step,
                topt.steps, s.epoch, s.loss, 100 * s.accuracy, s.lr, s.clips_per_s, hms(s.eta_s));
-    if (static_cast<int64_t>(s.epoch) > epoch_done) {
-      epoch_done = static_cast<int64_t>(s.epoch);
-      fmt::print("epoch {} done: {} unreadable samples skipped and replaced so far\n", epoch_done, loader.skipped());
-    }
+    while (epoch_done < static_cast<int64_t>(s.epoch))  // a log interval may span several epochs
+      fmt::print("epoch {} done: {} unreadable samples skipped and replaced so far\n", ++epoch_done, loader.skipped());
     std::fflush(stdout);  // progress reaches a pipe or log file as it happens
   });
   out.steps = trainer.global_step();

@@ -7,6 +7,8 @@ extern "C" {
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -105,16 +107,28 @@ VideoWriter::VideoWriter(const std::string& path, double fps, int width, int hei
   EncoderArenaScope arena;
   if (fps <= 0 || width <= 0 || height <= 0)
     throw VideoError(ErrorKind::kBadRequest, path, "fps, width and height must be positive");
-  std::vector<const char*> encoders;
-  if (ends_with(path, ".mp4")) encoders = {"libx264", "mpeg4"};
-  else if (ends_with(path, ".webm")) encoders = {"libvpx-vp9", "libvpx"};
-  else throw VideoError(ErrorKind::kWriteFailed, path, "unsupported extension (use .mp4 or .webm)");
+  // Container by extension (so `data prepare` keeps a dataset's file names), encoders in order.
+  struct Container {
+    const char* ext;
+    const char* muxer;
+    std::vector<const char*> encoders;
+  };
+  static const std::vector<Container> containers = {
+      {".mp4", "mp4", {"libx264", "mpeg4"}},  {".m4v", "mp4", {"libx264", "mpeg4"}},
+      {".mov", "mov", {"libx264", "mpeg4"}},  {".mkv", "matroska", {"libx264", "mpeg4"}},
+      {".webm", "webm", {"libvpx-vp9", "libvpx"}}, {".avi", "avi", {"mpeg4"}}};
+  std::string lower = path;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  auto container = std::find_if(containers.begin(), containers.end(), [&](const Container& c) { return ends_with(lower, c.ext); });
+  if (container == containers.end())
+    throw VideoError(ErrorKind::kWriteFailed, path, "unsupported extension (use .mp4, .m4v, .mov, .mkv, .webm or .avi)");
+  const auto& encoders = container->encoders;
   if (encoders[0] == std::string("libx264") && (width % 2 || height % 2))
     throw VideoError(ErrorKind::kBadRequest, path, "H.264 with 4:2:0 chroma needs an even width and height, got " +
                                                        std::to_string(width) + "x" + std::to_string(height));
 
   AVFormatContext* raw = nullptr;
-  int ret = avformat_alloc_output_context2(&raw, nullptr, nullptr, path.c_str());
+  int ret = avformat_alloc_output_context2(&raw, nullptr, container->muxer, path.c_str());
   s_->fmt.reset(raw);
   if (ret < 0) throw VideoError(ErrorKind::kWriteFailed, path, "no muxer for this file name", av_error_text(ret));
 

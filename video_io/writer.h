@@ -1,7 +1,7 @@
 #pragma once
-// RGB frames to an .mp4 (H.264, else MPEG-4 Part 2) or .webm (VP9, else VP8) file, encoded with
-// libavcodec and muxed with libavformat (FFmpeg's doc/examples/mux.c loop). Used for the
-// generated default dataset, `data prepare` and annotated demo output.
+// RGB frames to a video file, encoded with libavcodec and muxed with libavformat (FFmpeg's
+// doc/examples/mux.c loop): .mp4/.m4v/.mov/.mkv get H.264 (else MPEG-4 Part 2), .webm VP9 (else
+// VP8), .avi MPEG-4 Part 2. Used for the generated default dataset, `data prepare` and output.
 #include <torch/torch.h>
 
 #include <memory>
@@ -20,8 +20,9 @@ struct WriterOptions {
 
 class VideoWriter {
  public:
-  // Throws VideoError(kWriteFailed) for other extensions, when no encoder can be opened or the
-  // file cannot be created, and kBadRequest for a non-positive fps or size.
+  // Throws VideoError(kWriteFailed) for other extensions (matched case-insensitively), when no
+  // encoder can be opened or the file cannot be created; kBadRequest for a non-positive fps or
+  // size, or odd sides with H.264.
   VideoWriter(const std::string& path, double fps, int width, int height, WriterOptions options = {});
   ~VideoWriter();  // finishes the file; errors there are lost, so call close() to see them
   VideoWriter(const VideoWriter&) = delete;
