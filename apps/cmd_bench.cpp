@@ -1,6 +1,7 @@
 // trecvit bench NAME: the benchmarks of bench/, so users can measure their own hardware.
 #include <fmt/format.h>
 
+#include "apps/args.h"
 #include "apps/commands.h"
 #include "bench/harness.h"
 
@@ -15,7 +16,7 @@ void add_bench_command(CLI::App& app, Global& g) {
   cmd->add_option("name", name, "benchmark name, or 'list'")->required();
   cmd->add_flag("--json", json, "print the results as one JSON object");
   cmd->add_flag("--quick", quick, "tiny sizes, for a smoke run");
-  cmd->add_option("--repeats", repeats, "repeats per measurement (the median is reported)")->check(CLI::PositiveNumber);
+  cmd->add_option("--repeats", repeats, "repeats per measurement (the median is reported)")->check(at_least(1));
   cmd->add_option("--set", extra, "benchmark option key=value (e.g. config=base, size=224, frames=8)");
   cmd->callback([] {
     if (name == "list") {

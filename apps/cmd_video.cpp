@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "apps/args.h"
 #include "apps/commands.h"
 #include "video_io/error.h"
 #include "video_io/image_file.h"
@@ -116,8 +117,8 @@ void add_video_commands(CLI::App& app, Global& g) {
     auto* o = cmd->add_option("--out", out, "directory for frame_NNNNNN.<format> files");
     auto* m = cmd->add_flag("--md5", md5, "print 'INDEX MD5' per frame (MD5 of the packed RGB24 bytes)");
     o->excludes(m);
-    cmd->add_option("--format", format, "image format for --out")->check(CLI::IsMember({"png", "ppm"}));
-    cmd->add_option("--decode-threads", decode_threads, "decoder threads (0: FFmpeg's choice)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--format", format, "image format for --out")->check(one_of({"png", "ppm"}));
+    cmd->add_option("--decode-threads", decode_threads, "decoder threads (0: FFmpeg's choice)")->check(at_least(0));
     cmd->callback([] {
       if (out.empty() == !md5) throw CLI::ValidationError("frames: give exactly one of --out DIR, --md5");
       const auto idx = parse_indices(indices);

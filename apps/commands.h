@@ -3,15 +3,19 @@
 // calls library functions; the callbacks hold no logic of their own beyond I/O.
 #include <CLI/CLI.hpp>
 
+#include "apps/progress.h"
+
 namespace trecvit::cli {
 
+// The runtime group, given once before or after the subcommand.
 struct Global {
   int threads = 0;  // 0: all cores
+  LogFormat log_format = LogFormat::kText;
 };
 
 void add_model_commands(CLI::App& app, Global& g);  // info, init, import, export, predict, synth-clip
 void add_bench_command(CLI::App& app, Global& g);
 void add_video_commands(CLI::App& app, Global& g);  // probe, frames (builds with TRECVIT_WITH_VIDEO)
-void add_train_commands(CLI::App& app, Global& g);  // data, train, eval, demo (builds with the jobs library)
+void add_job_commands(CLI::App& app, Global& g);    // data, train, eval, demo (builds with the jobs library)
 
 }  // namespace trecvit::cli

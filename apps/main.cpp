@@ -1,28 +1,47 @@
 // trecvit: the toolkit's command line.
+#include <torch/version.h>
+
 #include <iostream>
 
+#include "apps/args.h"
 #include "apps/commands.h"
 #include "blocks/runtime.h"
+
+#ifndef TRECVIT_VERSION
+#define TRECVIT_VERSION "unknown"
+#endif
 
 int main(int argc, char** argv) {
   trecvit::apply_thread_wait_policy(argv);
   CLI::App app{"trecvit: TRecViT video models in C++ (LibTorch)"};
   app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();  // every --help shows the defaults
+  app.set_version_flag("--version", std::string("trecvit ") + TRECVIT_VERSION + " (LibTorch " TORCH_VERSION ")");
   trecvit::cli::Global g;
   trecvit::configure_runtime(0);
   // Option callbacks run before any subcommand's, so the count is in force for all of them.
   app.add_option_function<int>(
          "--threads", [&g](int n) { trecvit::configure_runtime(g.threads = n); },
-         "threads for ATen and OpenBLAS (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
-  app.fallthrough();  // --threads may follow the subcommand
+         "threads for ATen and OpenBLAS (0: all cores)")
+      ->check(trecvit::cli::between(0, 1024))
+      ->group("Runtime");
+  app.add_option_function<std::string>(
+         "--log-format",
+         [&g](const std::string& f) {
+           g.log_format = f == "json" ? trecvit::cli::LogFormat::kJson : trecvit::cli::LogFormat::kText;
+         },
+         "progress as text lines or JSON lines (one event per line)")
+      ->check(trecvit::cli::one_of({"text", "json"}))
+      ->default_str("text")
+      ->group("Runtime");
+  app.fallthrough();  // runtime options may follow the subcommand
   trecvit::cli::add_model_commands(app, g);
   trecvit::cli::add_bench_command(app, g);
 #ifdef TRECVIT_WITH_VIDEO
   trecvit::cli::add_video_commands(app, g);
 #endif
 #ifdef TRECVIT_WITH_JOBS
-  trecvit::cli::add_train_commands(app, g);
+  trecvit::cli::add_job_commands(app, g);
 #endif
   try {
     app.parse(argc, argv);

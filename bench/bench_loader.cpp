@@ -13,7 +13,7 @@
 #include "datasets/loader.h"
 #include "datasets/ssf_generator.h"
 #include "train/trainer.h"
-#include "train/video_source.h"
+#include "jobs/video_source.h"
 
 namespace trecvit::bench {
 namespace {

@@ -4,6 +4,14 @@
 
 namespace trecvit {
 
+ChannelMixerType mlp_mixer_type() {
+  return mixer_type<MLPImpl, MLPOptions>(
+      "mlp", "The dense ViT MLP: Dense -> GELU (tanh) -> Dense.",
+      FieldTable<MLPOptions>({TRECVIT_ARG_FIELD(MLPOptions, hidden, "hidden width (default: the model's mlp_dim)",
+                                                Check::at_least(1))}),
+      [](const MixerContext& c) { return MLPOptions(c.dim, c.mlp_dim); }, nullptr, nullptr);
+}
+
 MLPImpl::MLPImpl(const MLPOptions& options_) : options(options_) { reset(); }
 
 void MLPImpl::reset() {

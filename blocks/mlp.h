@@ -12,10 +12,12 @@ struct MLPOptions {
   TORCH_ARG(int64_t, hidden);  // 4 * dim in ViT
 };
 
-class MLPImpl : public ChannelMixerImpl {
+ChannelMixerType mlp_mixer_type();
+
+class MLPImpl : public ChannelMixerModule<MLPImpl> {
  public:
   explicit MLPImpl(const MLPOptions& options);
-  void reset();
+  void reset() override;
   torch::Tensor forward(const torch::Tensor& x) override;
   MixerCost cost() const override;
   std::string type() const override { return "mlp"; }

@@ -6,8 +6,24 @@
 
 namespace trecvit {
 
-MoEOptions moe_options(const ChannelMixerOptions& o, int64_t dim) {
-  return MoEOptions(dim, o.num_experts, o.expert_size).topk(o.topk).aux_weight(o.aux_weight);
+ChannelMixerType moe_mixer_type() {
+  using O = MoEOptions;
+  return mixer_type<MoEImpl, O>(
+      "moe", "Top-k softmax mixture of GELU MLP experts with the Switch load-balancing loss.",
+      FieldTable<O>({TRECVIT_ARG_FIELD(O, num_experts, "experts E", Check::at_least(1)),
+                     TRECVIT_ARG_FIELD(O, topk, "experts per token k", Check::at_least(1)),
+                     TRECVIT_ARG_FIELD(O, expert_size, "hidden units per expert G (default: the model's mlp_dim / k, "
+                                                       "so the active width equals the dense MLP's)", Check::at_least(1)),
+                     TRECVIT_ARG_FIELD(O, aux_weight, "Switch balancing weight alpha", Check::at_least(0))}),
+      [](const MixerContext& c) { return O(c.dim, 8, 0); },
+      [](O& o, const nlohmann::json& given, const MixerContext& c) {
+        if (!given.contains("expert_size")) o.expert_size(std::max<int64_t>(1, c.mlp_dim / o.topk()));
+      },
+      [](const O& o) -> std::pair<std::string, std::string> {
+        if (o.topk() > o.num_experts())
+          return {"topk", "must be <= num_experts (" + std::to_string(o.num_experts()) + "), got " + std::to_string(o.topk())};
+        return {};
+      });
 }
 
 MoEImpl::MoEImpl(const MoEOptions& options_) : options(options_), stats_(options_.num_experts()) { reset(); }

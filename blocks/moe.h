@@ -21,12 +21,12 @@ struct MoEOptions {
   TORCH_ARG(double, aux_weight) = 0.01;  // Switch alpha
 };
 
-MoEOptions moe_options(const ChannelMixerOptions& resolved, int64_t dim);
+ChannelMixerType moe_mixer_type();
 
-class MoEImpl : public ChannelMixerImpl {
+class MoEImpl : public ChannelMixerModule<MoEImpl> {
  public:
   explicit MoEImpl(const MoEOptions& options);
-  void reset();
+  void reset() override;
   torch::Tensor forward(const torch::Tensor& x) override;
   torch::Tensor aux_loss() const override { return aux_; }
   MixerCost cost() const override;

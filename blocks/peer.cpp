@@ -2,18 +2,22 @@
 
 #include <cmath>
 
+#include "blocks/product_key_fields.h"
+
 namespace trecvit {
 
-PEEROptions peer_options(const ChannelMixerOptions& o, int64_t dim) {
-  return PEEROptions(dim, o.num_experts)
-      .heads(o.heads)
-      .topk(o.topk)
-      .half_topk(o.half_topk)
-      .key_dim(o.key_dim)
-      .activation(o.activation)
-      .query_norm(o.query_norm)
-      .chunk_tokens(o.chunk_tokens)
-      .sparse_grad(o.sparse_grad);
+ChannelMixerType peer_mixer_type() {
+  auto rows = product_key_fields<PEEROptions>();
+  rows.insert(rows.begin(), TRECVIT_ARG_FIELD(PEEROptions, num_experts, "single-neuron experts N = n^2", Check::at_least(1)));
+  rows.push_back(TRECVIT_ARG_FIELD(PEEROptions, activation, "expert activation (gelu: tanh form)", Check::one_of({"gelu", "relu"})));
+  rows.push_back(TRECVIT_ARG_FIELD(PEEROptions, sparse_grad, "row-sparse gradients for the expert tables"));
+  return mixer_type<PEERImpl, PEEROptions>(
+      "peer", "PEER (He 2024, Mixture of A Million Experts): product-key retrieval of single-neuron experts.", rows,
+      [](const MixerContext& c) { return PEEROptions(c.dim); },
+      [](PEEROptions& o, const nlohmann::json&, const MixerContext&) {
+        if (o.half_topk() == 0) o.half_topk(o.topk());
+      },
+      [](const PEEROptions& o) { return product_key_check(o, o.num_experts()); });
 }
 
 PEERImpl::PEERImpl(const PEEROptions& options_) : options(options_), stats_(options_.num_experts()) { reset(); }
@@ -22,13 +26,7 @@ void PEERImpl::reset() {
   const auto& o = options;
   TORCH_CHECK(o.activation() == "gelu" || o.activation() == "relu",
               "channel_mixer.activation: must be gelu or relu, got ", o.activation());
-  router = register_module("router", ProductKeyRouter(ProductKeyRouterOptions(o.dim(), o.num_experts())
-                                                          .heads(o.heads())
-                                                          .topk(o.topk())
-                                                          .half_topk(o.half_topk())
-                                                          .key_dim(o.key_dim())
-                                                          .query_norm(o.query_norm())
-                                                          .chunk_tokens(o.chunk_tokens())));
+  router = register_module("router", ProductKeyRouter(router_options(o, o.dim(), o.num_experts())));
   const int64_t N = o.num_experts(), D = o.dim();
   // Not N(0, 1) tables: u ~ N(0, 1/D) gives unit-variance pre-activations for the unit-variance
   // (LayerNorm-ed) input; v ~ N(0, 1/(h k)) is the fan-in of the h k active neurons.

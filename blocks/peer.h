@@ -15,26 +15,22 @@
 
 namespace trecvit {
 
+// Defaults: the paper's 1024^2 experts, 8 heads, top-16, d_k 128.
 struct PEEROptions {
-  PEEROptions(int64_t dim, int64_t num_experts) : dim_(dim), num_experts_(num_experts) {}
+  PEEROptions(int64_t dim, int64_t num_experts = 1024 * 1024) : dim_(dim), num_experts_(num_experts) {}
   TORCH_ARG(int64_t, dim);
   TORCH_ARG(int64_t, num_experts);  // N = n^2
-  TORCH_ARG(int64_t, heads) = 8;
-  TORCH_ARG(int64_t, topk) = 16;
-  TORCH_ARG(int64_t, half_topk) = 0;  // 0: topk
-  TORCH_ARG(int64_t, key_dim) = 128;
+  TRECVIT_PRODUCT_KEY_ARGS(8, 16, 128);
   TORCH_ARG(std::string, activation) = "gelu";  // gelu (tanh form) | relu
-  TORCH_ARG(std::string, query_norm) = "batch";
-  TORCH_ARG(int64_t, chunk_tokens) = 0;
   TORCH_ARG(bool, sparse_grad) = false;  // row-sparse table gradients (step them with SparseRowAdam)
 };
 
-PEEROptions peer_options(const ChannelMixerOptions& resolved, int64_t dim);
+ChannelMixerType peer_mixer_type();
 
-class PEERImpl : public ChannelMixerImpl {
+class PEERImpl : public ChannelMixerModule<PEERImpl> {
  public:
   explicit PEERImpl(const PEEROptions& options);
-  void reset();
+  void reset() override;
   torch::Tensor forward(const torch::Tensor& x) override;
   MixerCost cost() const override;
   std::string type() const override { return "peer"; }

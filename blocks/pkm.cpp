@@ -3,32 +3,29 @@
 #include <cmath>
 
 #include "blocks/expert_lookup.h"
+#include "blocks/product_key_fields.h"
 
 namespace trecvit {
 
-PKMOptions pkm_options(const ChannelMixerOptions& o, int64_t dim) {
-  return PKMOptions(dim, o.num_experts)
-      .heads(o.heads)
-      .topk(o.topk)
-      .half_topk(o.half_topk)
-      .key_dim(o.key_dim)
-      .query_norm(o.query_norm)
-      .chunk_tokens(o.chunk_tokens)
-      .sparse_grad(o.sparse_grad);
+ChannelMixerType pkm_mixer_type() {
+  auto rows = product_key_fields<PKMOptions>();
+  rows.insert(rows.begin(), field<PKMOptions>("num_experts", [](PKMOptions& o) -> auto& { return o.num_slots(); },
+                                              "memory slots N = n^2", Check::at_least(1)));
+  rows.push_back(TRECVIT_ARG_FIELD(PKMOptions, sparse_grad, "row-sparse gradients for the value table"));
+  return mixer_type<PKMImpl, PKMOptions>(
+      "pkm", "PKM (Lample et al. 2019, Large Memory Layers with Product Keys): a product-key memory of values.", rows,
+      [](const MixerContext& c) { return PKMOptions(c.dim); },
+      [](PKMOptions& o, const nlohmann::json&, const MixerContext&) {
+        if (o.half_topk() == 0) o.half_topk(o.topk());
+      },
+      [](const PKMOptions& o) { return product_key_check(o, o.num_slots()); });
 }
 
 PKMImpl::PKMImpl(const PKMOptions& options_) : options(options_), stats_(options_.num_slots()) { reset(); }
 
 void PKMImpl::reset() {
   const auto& o = options;
-  router = register_module("router", ProductKeyRouter(ProductKeyRouterOptions(o.dim(), o.num_slots())
-                                                          .heads(o.heads())
-                                                          .topk(o.topk())
-                                                          .half_topk(o.half_topk())
-                                                          .key_dim(o.key_dim())
-                                                          .query_norm(o.query_norm())
-                                                          .query_bias(true)
-                                                          .chunk_tokens(o.chunk_tokens())));
+  router = register_module("router", ProductKeyRouter(router_options(o, o.dim(), o.num_slots()).query_bias(true)));
   // XLM initialises the values N(0, 1/D); the gates of each head sum to 1.
   values = register_parameter("values", torch::empty({o.num_slots(), o.dim()}));
   advise_huge_pages(values);

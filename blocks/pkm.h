@@ -10,25 +10,21 @@
 
 namespace trecvit {
 
+// Defaults: XLM's 512^2 slots, 4 heads, knn 32, d_k 256.
 struct PKMOptions {
-  PKMOptions(int64_t dim, int64_t num_slots) : dim_(dim), num_slots_(num_slots) {}
+  PKMOptions(int64_t dim, int64_t num_slots = 512 * 512) : dim_(dim), num_slots_(num_slots) {}
   TORCH_ARG(int64_t, dim);
-  TORCH_ARG(int64_t, num_slots);  // N = n^2 memory slots
-  TORCH_ARG(int64_t, heads) = 4;
-  TORCH_ARG(int64_t, topk) = 32;
-  TORCH_ARG(int64_t, half_topk) = 0;
-  TORCH_ARG(int64_t, key_dim) = 256;
-  TORCH_ARG(std::string, query_norm) = "batch";
-  TORCH_ARG(int64_t, chunk_tokens) = 0;
+  TORCH_ARG(int64_t, num_slots);  // N = n^2 memory slots ("num_experts" in a config)
+  TRECVIT_PRODUCT_KEY_ARGS(4, 32, 256);
   TORCH_ARG(bool, sparse_grad) = false;
 };
 
-PKMOptions pkm_options(const ChannelMixerOptions& resolved, int64_t dim);
+ChannelMixerType pkm_mixer_type();
 
-class PKMImpl : public ChannelMixerImpl {
+class PKMImpl : public ChannelMixerModule<PKMImpl> {
  public:
   explicit PKMImpl(const PKMOptions& options);
-  void reset();
+  void reset() override;
   torch::Tensor forward(const torch::Tensor& x) override;
   MixerCost cost() const override;
   std::string type() const override { return "pkm"; }

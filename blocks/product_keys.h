@@ -25,18 +25,37 @@ std::pair<torch::Tensor, torch::Tensor> product_key_topk(const torch::Tensor& q,
 std::pair<torch::Tensor, torch::Tensor> product_key_scores(const torch::Tensor& q, const torch::Tensor& sub_keys,
                                                            int64_t k, int64_t half_k, int64_t chunk_tokens);
 
+// The retrieval fields, declared once here for the router and for every mixer that owns one
+// (PEER, PKM): heads h, top-k per head, top-k' kept per sub-key half (0: topk), query width
+// d_k per head (even), query norm: batch (batch statistics) | layer (causal-safe) | none, and
+// tokens per sub-key scoring chunk (0: about 1 MiB of sub-key scores per head and chunk).
+#define TRECVIT_PRODUCT_KEY_ARGS(HEADS, TOPK, KEY_DIM) \
+  TORCH_ARG(int64_t, heads) = HEADS;                  \
+  TORCH_ARG(int64_t, topk) = TOPK;                    \
+  TORCH_ARG(int64_t, half_topk) = 0;                  \
+  TORCH_ARG(int64_t, key_dim) = KEY_DIM;              \
+  TORCH_ARG(std::string, query_norm) = "batch";       \
+  TORCH_ARG(int64_t, chunk_tokens) = 0
+
 struct ProductKeyRouterOptions {
   ProductKeyRouterOptions(int64_t dim, int64_t num_keys) : dim_(dim), num_keys_(num_keys) {}
   TORCH_ARG(int64_t, dim);
   TORCH_ARG(int64_t, num_keys);  // N = n^2
-  TORCH_ARG(int64_t, heads) = 8;
-  TORCH_ARG(int64_t, topk) = 16;
-  TORCH_ARG(int64_t, half_topk) = 0;  // 0: topk
-  TORCH_ARG(int64_t, key_dim) = 128;
-  TORCH_ARG(std::string, query_norm) = "batch";  // batch (batch statistics) | layer (causal-safe) | none
+  TRECVIT_PRODUCT_KEY_ARGS(8, 16, 128);
   TORCH_ARG(bool, query_bias) = false;
-  TORCH_ARG(int64_t, chunk_tokens) = 0;  // 0: about 1 MiB of sub-key scores per head and chunk
 };
+
+// The router options of a mixer whose Options carry TRECVIT_PRODUCT_KEY_ARGS.
+template <class O>
+ProductKeyRouterOptions router_options(const O& o, int64_t dim, int64_t num_keys) {
+  return ProductKeyRouterOptions(dim, num_keys)
+      .heads(o.heads())
+      .topk(o.topk())
+      .half_topk(o.half_topk())
+      .key_dim(o.key_dim())
+      .query_norm(o.query_norm())
+      .chunk_tokens(o.chunk_tokens());
+}
 
 struct Routing {
   torch::Tensor ids;    // [M, h, k] int64
@@ -44,10 +63,10 @@ struct Routing {
 };
 
 // Query projection, query norm, product keys and the softmax over the retrieved scores.
-class ProductKeyRouterImpl : public torch::nn::Module {
+class ProductKeyRouterImpl : public torch::nn::Cloneable<ProductKeyRouterImpl> {
  public:
   explicit ProductKeyRouterImpl(const ProductKeyRouterOptions& options);
-  void reset();
+  void reset() override;
   // x: [M, D].
   Routing forward(const torch::Tensor& x);
   // The normalised query [M, h * d_k].

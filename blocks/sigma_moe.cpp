@@ -6,11 +6,27 @@
 
 namespace trecvit {
 
-SigmaMoEOptions sigma_moe_options(const ChannelMixerOptions& o, int64_t dim) {
-  return SigmaMoEOptions(dim, o.num_experts, o.expert_size)
-      .topk(o.topk)
-      .aux_weight(o.aux_weight)
-      .expert_dropout(o.expert_dropout);
+ChannelMixerType sigma_moe_mixer_type() {
+  using O = SigmaMoEOptions;
+  return mixer_type<SigmaMoEImpl, O>(
+      "sigma_moe", "sigma-MoE (Csordas et al. 2023): sigmoid-gated top-K ReLU experts with an entropy regulariser.",
+      FieldTable<O>({TRECVIT_ARG_FIELD(O, num_experts, "experts E (default: mlp_dim / expert_size, parameter-equal "
+                                                       "to the dense MLP)", Check::at_least(1)),
+                     TRECVIT_ARG_FIELD(O, topk, "experts per token K", Check::at_least(1)),
+                     TRECVIT_ARG_FIELD(O, expert_size, "hidden units per expert G", Check::at_least(1)),
+                     TRECVIT_ARG_FIELD(O, aux_weight, "entropy regulariser weight", Check::at_least(0)),
+                     TRECVIT_ARG_FIELD(O, expert_dropout, "probability of dropping an expert before the top-K",
+                                       Check::in_half_open(0, 1))}),
+      [](const MixerContext& c) { return O(c.dim, 0, 128); },
+      [](O& o, const nlohmann::json& given, const MixerContext& c) {
+        if (!given.contains("num_experts")) o.num_experts(c.mlp_dim / o.expert_size());
+      },
+      [](const O& o) -> std::pair<std::string, std::string> {
+        if (o.num_experts() <= 0) return {"num_experts", "must be > 0, got " + std::to_string(o.num_experts())};
+        if (o.topk() > o.num_experts())
+          return {"topk", "must be <= num_experts (" + std::to_string(o.num_experts()) + "), got " + std::to_string(o.topk())};
+        return {};
+      });
 }
 
 SigmaMoEImpl::SigmaMoEImpl(const SigmaMoEOptions& options_) : options(options_), stats_(options_.num_experts()) {

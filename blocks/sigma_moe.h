@@ -22,12 +22,12 @@ struct SigmaMoEOptions {
   TORCH_ARG(double, expert_dropout) = 0.0;
 };
 
-SigmaMoEOptions sigma_moe_options(const ChannelMixerOptions& resolved, int64_t dim);
+ChannelMixerType sigma_moe_mixer_type();
 
-class SigmaMoEImpl : public ChannelMixerImpl {
+class SigmaMoEImpl : public ChannelMixerModule<SigmaMoEImpl> {
  public:
   explicit SigmaMoEImpl(const SigmaMoEOptions& options);
-  void reset();
+  void reset() override;
   torch::Tensor forward(const torch::Tensor& x) override;
   torch::Tensor aux_loss() const override { return aux_; }
   MixerCost cost() const override;

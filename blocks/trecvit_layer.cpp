@@ -2,7 +2,9 @@
 
 namespace trecvit {
 
-TRecViTLayerImpl::TRecViTLayerImpl(const TRecViTLayerOptions& options_) : options(options_) {
+TRecViTLayerImpl::TRecViTLayerImpl(const TRecViTLayerOptions& options_) : options(options_) { reset(); }
+
+void TRecViTLayerImpl::reset() {
   const int64_t D = options.dim();
   const int64_t L = options.lru_width() > 0 ? options.lru_width() : 2 * D;
   const int64_t lru_heads = options.lru_heads() > 0 ? options.lru_heads() : options.num_heads();
@@ -15,7 +17,8 @@ TRecViTLayerImpl::TRecViTLayerImpl(const TRecViTLayerOptions& options_) : option
   norm1 = register_module("norm1", make_layer_norm(D));
   attention = register_module("attention", SpatialAttention(SpatialAttentionOptions(D, options.num_heads())));
   norm2 = register_module("norm2", make_layer_norm(D));
-  mixer = register_module("mixer", make_channel_mixer(options.channel_mixer(), D));
+  mixer = make_channel_mixer(options.channel_mixer(), D, options.mlp_dim());
+  register_module("mixer", std::shared_ptr<torch::nn::Module>(mixer, &mixer->module()));
 }
 
 torch::Tensor TRecViTLayerImpl::forward(const torch::Tensor& x, RecurrentState* state, const torch::Tensor& reset) {

@@ -26,11 +26,13 @@ struct TRecViTLayerOptions {
   TORCH_ARG(double, min_rad) = 0.5;
   TORCH_ARG(double, final_w_init_variance_scale) = 1.0;
   TORCH_ARG(ChannelMixerOptions, channel_mixer);
+  TORCH_ARG(int64_t, mlp_dim) = 0;  // the model's dense width, for mixer defaults (0: 4 * dim)
 };
 
-class TRecViTLayerImpl : public torch::nn::Module {
+class TRecViTLayerImpl : public torch::nn::Cloneable<TRecViTLayerImpl> {
  public:
   explicit TRecViTLayerImpl(const TRecViTLayerOptions& options);
+  void reset() override;
 
   // x: [B, N, T, D]. states: nullptr (offline, all sequences start at t = 0) or the
   // layer's streaming state for the B*N token series; reset: [B*N] bool.

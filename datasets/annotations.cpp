@@ -301,12 +301,5 @@ DatasetSplit load_csv_list(const std::string& csv_s) {
   return out;
 }
 
-DatasetSplit load_dataset(const std::string& format, const std::string& root, const std::string& split) {
-  if (format == "ssv2") return load_ssv2(root, split);
-  if (format == "kinetics") return load_kinetics(root, split);
-  if (format == "folder") return load_folder(split.empty() ? root : root + "/" + split);
-  if (format == "csv") return load_csv_list(root);
-  throw DatasetError("unknown dataset format '" + format + "' (ssv2, kinetics, folder, csv)");
-}
 
 }  // namespace trecvit::data

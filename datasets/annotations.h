@@ -1,5 +1,5 @@
 #pragma once
-// Dataset annotation formats -> lists of (video file, label). Formats: REFERENCE.md section 4.
+// Dataset annotation formats -> lists of (video file, label).
 //   Something-Something v2: labels.json + {train,validation,test}.json (or the older
 //     something-something-v2-*.json names); class = labels[template without '[' ']'];
 //     videos <id>.webm in one folder.
@@ -36,7 +36,8 @@ DatasetSplit load_ssv2(const std::string& root, const std::string& split, const 
 DatasetSplit load_kinetics(const std::string& root, const std::string& split, const std::string& csv_path = "");
 DatasetSplit load_folder(const std::string& root);
 DatasetSplit load_csv_list(const std::string& csv_path);
-// Dispatch by name: "ssv2", "kinetics", "folder", "csv" (csv: root is the CSV file).
+// Dispatch by name through the format registry (datasets/formats.h): "ssv2", "kinetics",
+// "folder", "csv" (csv: root is the CSV file), and any registered format.
 DatasetSplit load_dataset(const std::string& format, const std::string& root, const std::string& split);
 
 // RFC 4180 fields of one CSV record (quotes, doubled quotes, commas inside quotes).

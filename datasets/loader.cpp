@@ -26,10 +26,7 @@ torch::Tensor load_clip(const VideoItem& item, const LoaderOptions& o, std::mt19
   auto clip = reader.frames(idx, o.train ? video::FrameSize::short_side_crop(side, 0, 0)
                                          : video::model_input_size(o.height, o.width));
   if (o.shuffle_frames) {
-    std::vector<int64_t> perm(clip.size(0));
-    for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(i);
-    for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng() % i]);
-    clip = clip.index_select(0, torch::tensor(perm, torch::kLong));
+    clip = clip.index_select(0, torch::tensor(random_permutation(clip.size(0), rng), torch::kLong));
   }
   if (o.train) {
     clip = random_resized_crop(clip, o.height, o.width, rng, o.min_crop_scale);

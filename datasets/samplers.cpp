@@ -45,6 +45,21 @@ std::vector<int64_t> uniform_segments(int64_t n, int64_t segments, bool random, 
   return out;
 }
 
+std::vector<int64_t> segments_at(int64_t n, int64_t segments, double offset) {
+  if (n <= 0) throw std::invalid_argument("segments_at: the video has no frames");
+  std::vector<int64_t> idx(segments);
+  const double len = double(n) / segments;
+  for (int64_t s = 0; s < segments; ++s) idx[s] = std::min<int64_t>(n - 1, static_cast<int64_t>(len * (s + offset)));
+  return idx;
+}
+
+std::vector<int64_t> random_permutation(int64_t n, std::mt19937_64& rng) {
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  for (int64_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[rng() % i]);
+  return perm;
+}
+
 std::vector<std::vector<int64_t>> temporal_views(int64_t n, const ClipSpec& spec, int64_t views) {
   std::vector<std::vector<int64_t>> out;
   const int64_t last = std::max<int64_t>(0, n - spec.span());

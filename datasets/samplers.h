@@ -27,6 +27,11 @@ std::vector<int64_t> center_clip(int64_t n, const ClipSpec& spec);
 // TSN-style: the video split into spec.frames equal segments, one frame from each (random
 // within its segment when training, the segment's middle when evaluating). Covers the whole video.
 std::vector<int64_t> uniform_segments(int64_t n, int64_t segments, bool random, std::mt19937_64* rng);
+// The same segments read at a fixed fraction `offset` in [0, 1) of each (0.5: the middles);
+// evaluation's temporal views v = 0..V-1 use offset (v + 0.5) / V: distinct, evenly spread.
+std::vector<int64_t> segments_at(int64_t n, int64_t segments, double offset);
+// A uniformly random permutation of 0..n-1 (Fisher-Yates on rng): frame-shuffling ablations.
+std::vector<int64_t> random_permutation(int64_t n, std::mt19937_64& rng);
 // Evaluation: `views` clips with evenly spaced starts from the first to the last that fits.
 std::vector<std::vector<int64_t>> temporal_views(int64_t n, const ClipSpec& spec, int64_t views);
 

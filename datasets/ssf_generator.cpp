@@ -123,6 +123,13 @@ SSFReport generate_ssf(const SSFOptions& o) {
   const int64_t total = o.train_clips + o.validation_clips;
   std::vector<nlohmann::json> entries(total);
   std::atomic<int64_t> next{0}, written{0}, reused{0};
+  std::atomic<bool> stopped{false};
+  auto clip_done = [&] {
+    if (o.on_clip && !o.on_clip()) {
+      stopped = true;
+      next = total;
+    }
+  };
   std::mutex error_mutex;
   std::string error;
   auto worker = [&] {
@@ -144,6 +151,7 @@ SSFReport generate_ssf(const SSFOptions& o) {
       const fs::path final_path = videos / (id + ".webm");
       if (fs::exists(final_path)) {
         ++reused;
+        clip_done();
         continue;
       }
       try {
@@ -156,6 +164,7 @@ SSFReport generate_ssf(const SSFOptions& o) {
         }
         fs::rename(tmp, final_path);
         ++written;
+        clip_done();
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (error.empty()) error = final_path.string() + ": " + e.what();
@@ -171,6 +180,15 @@ SSFReport generate_ssf(const SSFOptions& o) {
   for (auto& t : pool) t.join();
   at::set_num_threads(saved_threads);
   if (!error.empty()) throw DatasetError("ssf: " + error);
+  SSFReport rep;
+  rep.written = written;
+  rep.reused = reused;
+  rep.stopped = stopped;
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  if (stopped) {
+    rep.seconds = seconds();
+    return rep;
+  }
   // Annotations last, each written whole then renamed: a partial dataset never looks complete.
   auto write_json = [&](const std::string& name, const nlohmann::json& j) {
     const fs::path tmp = root / (name + ".tmp");
@@ -182,10 +200,7 @@ SSFReport generate_ssf(const SSFOptions& o) {
   write_json("labels.json", labels);
   write_json("train.json", nlohmann::json(std::vector<nlohmann::json>(entries.begin(), entries.begin() + o.train_clips)));
   write_json("validation.json", nlohmann::json(std::vector<nlohmann::json>(entries.begin() + o.train_clips, entries.end())));
-  SSFReport rep;
-  rep.written = written;
-  rep.reused = reused;
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rep.seconds = seconds();
   return rep;
 }
 

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct SSFOptions {
   uint64_t seed = 0;
   int threads = 0;          // 0: all cores
   std::string mnist_dir;    // "" = /usr/share/datasets/fashion-mnist
+  // Called from the worker threads after each clip (written or kept); returning false stops the
+  // generation early (the annotations are then not written: the dataset stays incomplete).
+  std::function<bool()> on_clip;
 };
 
 const std::vector<std::string>& ssf_templates();  // with "[something]", as SSv2 writes them
@@ -31,6 +35,7 @@ const std::vector<std::string>& ssf_templates();  // with "[something]", as SSv2
 struct SSFReport {
   int64_t written = 0, reused = 0;  // reused: already present from an earlier (interrupted) run
   double seconds = 0;
+  bool stopped = false;  // on_clip asked to stop
 };
 
 // Writes the dataset under out_dir (videos/<id>.webm). Deterministic from the seed; videos already

@@ -1,5 +1,6 @@
 #include "datasets/views.h"
 
+#include "datasets/samplers.h"
 #include "datasets/transforms.h"
 #include "video_io/video_reader.h"
 
@@ -12,14 +13,7 @@ torch::Tensor load_views(const VideoItem& item, const ViewSpec& spec) {
   if (n <= 0) throw DatasetError(item.path + ": no decodable frames");
   std::vector<std::vector<int64_t>> clips;
   if (spec.sampler == "segments") {
-    for (int64_t v = 0; v < spec.temporal; ++v) {
-      // Segment midpoints shifted by v / temporal of a segment: distinct, evenly spread views.
-      std::vector<int64_t> idx(spec.clip.frames);
-      const double len = double(n) / spec.clip.frames;
-      for (int64_t s = 0; s < spec.clip.frames; ++s)
-        idx[s] = std::min<int64_t>(n - 1, static_cast<int64_t>(len * (s + (v + 0.5) / spec.temporal)));
-      clips.push_back(idx);
-    }
+    for (int64_t v = 0; v < spec.temporal; ++v) clips.push_back(segments_at(n, spec.clip.frames, (v + 0.5) / spec.temporal));
   } else {
     clips = temporal_views(n, spec.clip, spec.temporal);
   }

@@ -17,7 +17,7 @@ ModelAccount account(TRecViTImpl& model) {
     auto layer = model.layers[i]->as<TRecViTLayerImpl>();
     comp["temporal"] += numel(*layer->temporal_pre_norm) + numel(*layer->recurrent_block);
     comp["spatial_attention"] += numel(*layer->norm1) + numel(*layer->attention);
-    comp["channel_mixer"] += numel(*layer->norm2) + numel(*layer->mixer);
+    comp["channel_mixer"] += numel(*layer->norm2) + numel(layer->mixer->module());
     a.mixers["layer" + std::to_string(i)] = layer->mixer->cost();
   }
   comp["encoder_norm"] = numel(*model.encoder_norm);

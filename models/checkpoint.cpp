@@ -97,10 +97,9 @@ TRecViTConfig read_checkpoint_config(const std::string& path) {
   return o.config;
 }
 
-TRecViT load_checkpoint(const std::string& path) {
-  Opened o;
-  open_archive(path, o);
-  TRecViT model(o.config);
+namespace {
+
+void read_weights(Opened& o, TRecViTImpl& model, const std::string& path) {
   torch::NoGradGuard no_grad;
   auto load = [&](const std::string& key, torch::Tensor& dst) {
     torch::Tensor t;
@@ -111,17 +110,35 @@ TRecViT load_checkpoint(const std::string& path) {
     dst.copy_(t);
   };
   std::set<std::string> expected = {"trecvit_format", "config"};
-  for (auto& p : model->named_parameters()) {
+  for (auto& p : model.named_parameters()) {
     load("param/" + p.key(), p.value());
     expected.insert("param/" + p.key());
   }
-  for (auto& b : model->named_buffers()) {
+  for (auto& b : model.named_buffers()) {
     load("buffer/" + b.key(), b.value());
     expected.insert("buffer/" + b.key());
   }
   for (const auto& key : o.archive.keys())
     if (!expected.count(key) && key.rfind("train", 0) != 0) throw CheckpointError("checkpoint " + path + ": unexpected tensor '" + key + "'");
+}
+
+}  // namespace
+
+TRecViT load_checkpoint(const std::string& path) {
+  Opened o;
+  open_archive(path, o);
+  TRecViT model(o.config);
+  read_weights(o, *model, path);
   return model;
+}
+
+void load_weights(TRecViTImpl& model, const std::string& path) {
+  Opened o;
+  open_archive(path, o);
+  if (config_to_json(o.config) != config_to_json(model.config()))
+    throw CheckpointError("checkpoint " + path + ": written for another model config (" + config_to_json(o.config).dump() +
+                          "); this model uses " + config_to_json(model.config()).dump());
+  read_weights(o, model, path);
 }
 
 }  // namespace trecvit

@@ -28,5 +28,7 @@ torch::serialize::InputArchive open_checkpoint(const std::string& path, TRecViTC
 // mis-shaped tensors, a corrupt file, or another format throw CheckpointError naming it.
 TRecViT load_checkpoint(const std::string& path);
 TRecViTConfig read_checkpoint_config(const std::string& path);
+// Loads every tensor of a checkpoint written for the same config into an existing model.
+void load_weights(TRecViTImpl& model, const std::string& path);
 
 }  // namespace trecvit

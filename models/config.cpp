@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <set>
 
 namespace trecvit {
 namespace {
@@ -21,93 +20,30 @@ int64_t get_int(const nlohmann::json& j, const std::string& source, const std::s
   return x;
 }
 
-double get_number(const nlohmann::json& v, const std::string& source, const std::string& field) {
-  if (!v.is_number()) fail(source, field, "must be a number, got " + v.dump());
-  return v.get<double>();
-}
-
-std::string get_string(const nlohmann::json& v, const std::string& source, const std::string& field) {
-  if (!v.is_string()) fail(source, field, "must be a string, got " + v.dump());
-  return v.get<std::string>();
-}
-
+// The mixer registry checks the fields (types, ranges, relations); errors name
+// <field>.<mixer field>.
 ChannelMixerOptions mixer_from_json(const nlohmann::json& j, const std::string& source, const std::string& field) {
   if (!j.is_object()) fail(source, field, "must be an object like {\"type\": \"mlp\"}, got " + j.dump());
   ChannelMixerOptions m;
   if (j.contains("type")) {
     if (!j["type"].is_string()) fail(source, field + ".type", "must be a string");
     m.type = j["type"].get<std::string>();
-    const auto& types = channel_mixer_types();
-    if (std::find(types.begin(), types.end(), m.type) == types.end())
-      fail(source, field + ".type", "unknown mixer '" + m.type + "' (known: mlp, peer, pkm, moe, sigma_moe)");
   }
-  const auto& allowed = channel_mixer_fields(m.type);
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string k = it.key(), f = field + "." + k;
-    if (k == "type") continue;
-    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-      std::string list;
-      for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      fail(source, f, "unknown field for a '" + m.type + "' mixer (fields: " + list + ")");
-    }
-    // Numbers are range-checked here; relations between fields in validate().
-    auto integer = [&](int64_t lo) {
-      const auto& v = *it;
-      if (!v.is_number_integer()) fail(source, f, "must be an integer, got " + v.dump());
-      const int64_t x = v.get<int64_t>();
-      if (x < lo) fail(source, f, "must be >= " + std::to_string(lo) + ", got " + v.dump());
-      return x;
-    };
-    if (k == "hidden") m.hidden = integer(1);
-    else if (k == "num_experts") m.num_experts = integer(1);
-    else if (k == "heads") m.heads = integer(1);
-    else if (k == "topk") m.topk = integer(1);
-    else if (k == "half_topk") m.half_topk = integer(1);
-    else if (k == "key_dim") m.key_dim = integer(1);
-    else if (k == "expert_size") m.expert_size = integer(1);
-    else if (k == "chunk_tokens") m.chunk_tokens = integer(1);
-    else if (k == "activation") m.activation = get_string(*it, source, f);
-    else if (k == "query_norm") m.query_norm = get_string(*it, source, f);
-    else if (k == "aux_weight" || k == "expert_dropout") {
-      const double x = get_number(*it, source, f);
-      if (!(x >= 0)) fail(source, f, "must be >= 0, got " + it->dump());
-      (k == "aux_weight" ? m.aux_weight : m.expert_dropout) = x;
-    } else if (k == "sparse_grad") {
-      if (!it->is_boolean()) fail(source, f, "must be true or false, got " + it->dump());
-      m.sparse_grad = it->get<bool>();
-    }
+  try {
+    channel_mixer_type(m.type);
+  } catch (const FieldError& e) {
+    fail(source, field + "." + e.field, e.reason);
   }
+  m.fields = j;
+  m.fields.erase("type");
   return m;
-}
-
-nlohmann::json mixer_to_json(const ChannelMixerOptions& m) {
-  nlohmann::json o{{"type", m.type}};
-  auto put = [&](const char* k, int64_t v) {
-    if (v) o[k] = v;
-  };
-  put("hidden", m.hidden);
-  put("num_experts", m.num_experts);
-  put("heads", m.heads);
-  put("topk", m.topk);
-  put("half_topk", m.half_topk);
-  put("key_dim", m.key_dim);
-  put("expert_size", m.expert_size);
-  put("chunk_tokens", m.chunk_tokens);
-  if (!m.activation.empty()) o["activation"] = m.activation;
-  if (!m.query_norm.empty()) o["query_norm"] = m.query_norm;
-  if (m.sparse_grad) o["sparse_grad"] = true;
-  if (m.aux_weight >= 0) o["aux_weight"] = m.aux_weight;
-  if (m.expert_dropout >= 0) o["expert_dropout"] = m.expert_dropout;
-  return o;
 }
 
 }  // namespace
 
 ChannelMixerOptions TRecViTConfig::mixer_for_layer(int64_t layer) const {
   auto it = layer_mixers.find(layer);
-  ChannelMixerOptions m = it != layer_mixers.end() ? it->second : channel_mixer;
-  if (m.hidden == 0) m.hidden = mlp_dim;
-  return resolve_channel_mixer(m, mlp_dim);
+  return resolve_channel_mixer(it != layer_mixers.end() ? it->second : channel_mixer, {width, mlp_dim});
 }
 
 void TRecViTConfig::validate() const {
@@ -137,28 +73,54 @@ void TRecViTConfig::validate() const {
     if (layer < 0 || layer >= depth)
       fail(s, "layer_channel_mixers", "layer " + std::to_string(layer) + " is outside [0, depth)");
   // Mixer fields, resolved with their defaults, checked where the config set them.
-  auto check_mixer = [&](const std::string& where, ChannelMixerOptions m) {
-    if (m.hidden == 0) m.hidden = mlp_dim;
-    const auto [field, reason] = channel_mixer_error(resolve_channel_mixer(m, mlp_dim), width);
-    if (!field.empty()) fail(s, where + "." + field, reason);
+  auto check_mixer = [&](const std::string& where, const ChannelMixerOptions& m) {
+    try {
+      resolve_channel_mixer(m, {width, mlp_dim});
+    } catch (const FieldError& e) {
+      fail(s, where + "." + e.field, e.reason);
+    }
   };
   if (layer_mixers.size() < size_t(depth)) check_mixer("channel_mixer", channel_mixer);
   for (auto& [layer, m] : layer_mixers) check_mixer("layer_channel_mixers." + std::to_string(layer), m);
 }
 
+// Each scalar model field once; image_size and the mixers have shapes of their own below.
+const FieldTable<TRecViTConfig>& config_table() {
+  using C = TRecViTConfig;
+  static const FieldTable<C> table({
+      TRECVIT_MEMBER_FIELD(C, name, "a label for reports"),
+      TRECVIT_MEMBER_FIELD(C, patch_size, "patch side P (image_size divisible by it)", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, num_frames, "clip length for training and evaluation", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, width, "token width D", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, depth, "layers", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, num_heads, "attention heads (divides width)", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, mlp_dim, "dense MLP hidden width", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, lru_width, "RG-LRU width (default: 2 * width)", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, lru_heads, "RG-LRU gate blocks (default: num_heads)", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, conv_width, "causal temporal convolution width", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, min_rad, "RG-LRU minimum radius of a at initialisation", Check{0, 0.999, true, true}),
+      TRECVIT_MEMBER_FIELD(C, rep_size, "pre-logits width", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, num_classes, "classes", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(C, readout, "clip logits from the mean over frames or the last frame",
+                           Check::one_of({"mean", "last"})),
+  });
+  return table;
+}
+
+std::vector<FieldInfo> config_fields() { return config_table().infos(); }
+
 TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw ConfigError(source + ": expected a JSON object");
   TRecViTConfig c;
-  static const std::set<std::string> known = {
-      "name",      "image_size", "patch_size", "num_frames", "width",      "depth",      "num_heads",
-      "mlp_dim",   "lru_width",  "lru_heads",  "conv_width", "min_rad",    "rep_size",   "num_classes",
-      "readout",   "channel_mixer", "layer_channel_mixers"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.count(it.key())) fail(source, it.key(), "unknown field");
-  if (j.contains("name")) {
-    if (!j["name"].is_string()) fail(source, "name", "must be a string");
-    c.name = j["name"].get<std::string>();
+  nlohmann::json scalars = j;
+  for (auto k : {"image_size", "channel_mixer", "layer_channel_mixers"}) scalars.erase(k);
+  try {
+    config_table().read(c, scalars, "a model config", "image_size, channel_mixer, layer_channel_mixers");
+  } catch (const FieldError& e) {
+    fail(source, e.field, e.reason);
   }
+  if (!scalars.contains("lru_width")) c.lru_width = 2 * c.width;
+  if (!scalars.contains("lru_heads")) c.lru_heads = c.num_heads;
   if (j.contains("image_size")) {
     const auto& v = j["image_size"];
     if (v.is_number_integer()) {
@@ -169,30 +131,6 @@ TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& sourc
     } else {
       fail(source, "image_size", "must be an integer or [height, width], got " + v.dump());
     }
-  }
-  auto opt_int = [&](const char* f, int64_t& dst) {
-    if (j.contains(f)) dst = get_int(j, source, f, 1);
-  };
-  opt_int("patch_size", c.patch_size);
-  opt_int("num_frames", c.num_frames);
-  opt_int("width", c.width);
-  opt_int("depth", c.depth);
-  opt_int("num_heads", c.num_heads);
-  opt_int("mlp_dim", c.mlp_dim);
-  c.lru_width = 2 * c.width;
-  c.lru_heads = c.num_heads;
-  opt_int("lru_width", c.lru_width);
-  opt_int("lru_heads", c.lru_heads);
-  opt_int("conv_width", c.conv_width);
-  opt_int("rep_size", c.rep_size);
-  opt_int("num_classes", c.num_classes);
-  if (j.contains("min_rad")) {
-    if (!j["min_rad"].is_number()) fail(source, "min_rad", "must be a number");
-    c.min_rad = j["min_rad"].get<double>();
-  }
-  if (j.contains("readout")) {
-    if (!j["readout"].is_string()) fail(source, "readout", "must be a string");
-    c.readout = j["readout"].get<std::string>();
   }
   if (j.contains("channel_mixer")) c.channel_mixer = mixer_from_json(j["channel_mixer"], source, "channel_mixer");
   if (j.contains("layer_channel_mixers")) {
@@ -220,26 +158,12 @@ TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& sourc
 }
 
 nlohmann::json config_to_json(const TRecViTConfig& c) {
-  nlohmann::json j;
-  j["name"] = c.name;
+  nlohmann::json j = config_table().write(c);
   if (c.image_height == c.image_width)
     j["image_size"] = c.image_height;
   else
     j["image_size"] = {c.image_height, c.image_width};
-  j["patch_size"] = c.patch_size;
-  j["num_frames"] = c.num_frames;
-  j["width"] = c.width;
-  j["depth"] = c.depth;
-  j["num_heads"] = c.num_heads;
-  j["mlp_dim"] = c.mlp_dim;
-  j["lru_width"] = c.lru_width;
-  j["lru_heads"] = c.lru_heads;
-  j["conv_width"] = c.conv_width;
-  j["min_rad"] = c.min_rad;
-  j["rep_size"] = c.rep_size;
-  j["num_classes"] = c.num_classes;
-  j["readout"] = c.readout;
-  auto mixer = mixer_to_json;
+  auto mixer = [](const ChannelMixerOptions& m) { return m.to_json(); };
   j["channel_mixer"] = mixer(c.channel_mixer);
   if (!c.layer_mixers.empty()) {
     nlohmann::json lm = nlohmann::json::object();

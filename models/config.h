@@ -44,6 +44,9 @@ struct TRecViTConfig {
 
 TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& source = "config");
 nlohmann::json config_to_json(const TRecViTConfig& c);
+// The scalar fields' table rows (image_size, channel_mixer, layer_channel_mixers have their own
+// shapes), for the generated docs.
+std::vector<FieldInfo> config_fields();
 TRecViTConfig load_config(const std::string& path);
 
 }  // namespace trecvit

@@ -116,7 +116,7 @@ TRecViTConfig infer_config(const NamedArrays& arrays, const std::string& source)
   if (g * g != n)
     throw NpyError(source + ": " + std::to_string(n) + " position embeddings are not a square grid; pass --config");
   c.image_height = c.image_width = g * c.patch_size;
-  c.channel_mixer.type = "mlp";
+  c.channel_mixer = ChannelMixerOptions("mlp");
   try {
     c.validate();
   } catch (const ConfigError& e) {

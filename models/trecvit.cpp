@@ -12,6 +12,10 @@ int64_t StreamState::bytes() const {
 
 TRecViTImpl::TRecViTImpl(const TRecViTConfig& config) : config_(config) {
   config_.validate();
+  reset();
+}
+
+void TRecViTImpl::reset() {
   const auto& c = config_;
   const int64_t D = c.width, P = c.patch_size;
   embedding = register_module("embedding", torch::nn::Linear(P * P * 3, D));
@@ -25,7 +29,8 @@ TRecViTImpl::TRecViTImpl(const TRecViTConfig& config) : config_(config) {
                                        .conv_width(c.conv_width)
                                        .min_rad(c.min_rad)
                                        .final_w_init_variance_scale(2.0 / c.depth)
-                                       .channel_mixer(c.mixer_for_layer(i))));
+                                       .channel_mixer(c.mixer_for_layer(i))
+                                       .mlp_dim(c.mlp_dim)));
   }
   encoder_norm = register_module("encoder_norm", make_layer_norm(D));
   pre_logits = register_module("pre_logits", torch::nn::Linear(D, c.rep_size));

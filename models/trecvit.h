@@ -27,9 +27,10 @@ struct StreamState {
   int64_t bytes() const;
 };
 
-class TRecViTImpl : public torch::nn::Module {
+class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {
  public:
   explicit TRecViTImpl(const TRecViTConfig& config);
+  void reset() override;
 
   // Clip logits [B, num_classes].
   torch::Tensor forward(const torch::Tensor& frames);

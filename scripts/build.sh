@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds trecvit-cpp (Release, Ninja and ccache when present).
 # Usage: scripts/build.sh [BUILD_DIR] [extra cmake args...]   (default BUILD_DIR: build)
+# TRECVIT_BUILD_TARGETS="trecvit ..." builds only those targets (default: everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${1:-build}"
@@ -12,4 +13,7 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
 elif [ "$#" -gt 0 ]; then
   cmake -S . -B "$build_dir" "$@"
 fi
-cmake --build "$build_dir" -j "$(nproc)"
+targets=()
+# shellcheck disable=SC2206  # a space-separated list of target names
+if [ -n "${TRECVIT_BUILD_TARGETS:-}" ]; then targets=(--target ${TRECVIT_BUILD_TARGETS}); fi
+cmake --build "$build_dir" -j "$(nproc)" "${targets[@]}"

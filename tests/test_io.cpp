@@ -36,7 +36,7 @@ TEST(Config, ShippedConfigsLoad) {
 
 TEST(Config, JsonRoundTrip) {
   auto c = tiny_config();
-  c.layer_mixers[1] = ChannelMixerOptions{"mlp", 64};
+  c.layer_mixers[1] = ChannelMixerOptions("mlp").set("hidden", 64);
   auto back = config_from_json(config_to_json(c));
   EXPECT_EQ(config_to_json(back), config_to_json(c));
 }

@@ -9,7 +9,7 @@
 #include "datasets/fashion_mnist.h"
 #include "datasets/ssf_generator.h"
 #include "tests/test_util.h"
-#include "train/jobs.h"
+#include "jobs/jobs.h"
 #include "video_io/video_reader.h"
 #include "video_io/writer.h"
 
@@ -118,7 +118,10 @@ TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
   generate_ssf(tiny_ssf(root));
   std::ofstream(root + "/videos/7.webm", std::ios::trunc) << "not a video";  // corrupt one training clip
 
-  auto inspect = run_data_inspect("ssv2", root, {}, 2, /*json=*/true);
+  InspectJob ij;
+  ij.format = "ssv2";
+  ij.root = root;
+  auto inspect = run_data_inspect(ij).to_json();
   auto train = inspect["splits"]["train"];
   EXPECT_EQ(train["videos"], 20);
   EXPECT_EQ(train["classes"], 10);
@@ -134,11 +137,11 @@ TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
     video::VideoWriter w(root + "/extra/clip.mkv", 12, 48, 36);
     for (int t = 0; t < 5; ++t) w.write(torch::full({36, 48, 3}, 40 * t, torch::kByte));
   }
-  PrepareOptions p;
+  PrepareJob p;
   p.root = root;
   p.out = out;
   p.short_side = 16;
-  auto rep = run_data_prepare(p);
+  auto rep = run_data_prepare(p).to_json();
   EXPECT_EQ(rep["written"], 30);
   video::VideoReader mkv(out + "/extra/clip.mkv");
   EXPECT_EQ(mkv.size(), 5);
@@ -158,7 +161,7 @@ TEST(DataJobs, InspectCountsAndPrepareReencodesResumablyListingFailures) {
   EXPECT_EQ(r.info().height, 16);
 
   fs::remove(out + "/videos/2.webm");  // resume after an interruption: only the missing one is redone
-  rep = run_data_prepare(p);
+  rep = run_data_prepare(p).to_json();
   EXPECT_EQ(rep["written"], 1);
   EXPECT_EQ(rep["kept"], 29);
 }
@@ -175,7 +178,6 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
   job.sampler = "segments";
   job.flip = "mirror";  // SSF's left/right and clockwise twins swap labels under the flip
   job.color_jitter = 0.2;
-  job.quiet = true;
   auto out = run_train(job);
   EXPECT_EQ(out.steps, 4);
   EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
@@ -197,8 +199,7 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
   eval.checkpoint = run + "/checkpoint.pt";
   eval.data_root = root;
   eval.sampler = "segments";
-  eval.quiet = true;
-  auto report = run_eval(eval);
+  auto report = run_eval(eval).to_json();
   EXPECT_EQ(report["count"], 10);
   EXPECT_EQ(report["confusion"].size(), 10u);
   EXPECT_GE(report["top5"].get<double>(), report["top1"].get<double>());
@@ -226,4 +227,31 @@ TEST(BenchLoader, QuickRunReportsAllThreeRates) {
   EXPECT_EQ(j["clip"], "4x32x32");
   for (auto key : {"loader_clips_per_s", "train_in_memory_clips_per_s", "train_fed_clips_per_s"})
     EXPECT_GT(j[key].get<double>(), 0) << key;
+}
+
+TEST(TrainJobs, FirstSigintStopsTrainingWithACheckpoint) {
+  // Signals are the command line's: the handler sets the job's CancelToken, the trainer finishes
+  // its step, checkpoints and returns; the process exits 0 and says how to resume.
+  const std::string base = test::temp_dir(), root = base + "/ssf", run = base + "/run", log = base + "/log";
+  generate_ssf(tiny_ssf(root));
+  const std::string train = std::string(TRECVIT_BIN) + " --threads 1 train --config " + TRECVIT_CONFIG_DIR +
+                            "/demo-peer.json --data " + root + " --out " + run +
+                            " --steps 100000 --batch-size 2 --workers 1 --sampler segments";
+  std::string out;
+  ASSERT_EQ(test::run_command("bash -c '" + train + " > " + log + " 2>&1 & p=$!; for i in $(seq 1200); do grep -q ^step " +
+                                  log + " && break; sleep 0.1; done; kill -INT $p; wait $p; echo rc=$?; cat " + log + "'",
+                              &out),
+            0);
+  EXPECT_NE(out.find("rc=0"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped by signal; resume with --resume"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
+  TrainJob job;
+  job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
+  job.data_root = root;
+  job.out_dir = run;
+  job.resume = true;
+  job.steps = 12;
+  job.batch_size = 2;
+  job.sampler = "segments";
+  EXPECT_GE(run_train(job).steps, 10);  // the stopped run resumes
 }

@@ -138,7 +138,7 @@ TEST(TRecViT, TinyModelOverfitsATinyBatch) {
 }
 
 TEST(TRecViT, ParameterCountsMatchTheReleasedShapes) {
-  // Counts implied by the released code's shapes (REFERENCE.md section 1), 400 classes.
+  // Counts implied by the shapes of google-deepmind/trecvit's released checkpoints, 400 classes.
   struct Case {
     const char* name;
     int64_t total, backbone;

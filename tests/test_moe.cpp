@@ -145,18 +145,9 @@ TEST(RoutingStats, KnownAnswers) {
 TEST(Model, AuxLossesAndRoutingStatsPerLayer) {
   auto c = trecvit::test::tiny_config();
   c.depth = 3;
-  ChannelMixerOptions moe, sigma, peer;
-  moe.type = "moe";
-  moe.num_experts = 4;
-  sigma.type = "sigma_moe";
-  sigma.num_experts = 4;
-  sigma.expert_size = 16;
-  sigma.topk = 2;
-  peer.type = "peer";
-  peer.num_experts = 64;
-  peer.heads = 2;
-  peer.topk = 2;
-  peer.key_dim = 4;
+  auto moe = ChannelMixerOptions("moe").set("num_experts", 4);
+  auto sigma = ChannelMixerOptions("sigma_moe").set("num_experts", 4).set("expert_size", 16).set("topk", 2);
+  auto peer = ChannelMixerOptions("peer").set("num_experts", 64).set("heads", 2).set("topk", 2).set("key_dim", 4);
   c.layer_mixers = {{0, moe}, {1, sigma}, {2, peer}};
   torch::manual_seed(7);
   TRecViT model(c);

@@ -135,7 +135,7 @@ TEST(PEER, StreamingEqualsOfflineWithPEERInTheMiddleLayer) {
   // Eval mode (BatchNorm on running statistics); the LayerNorm query is causal-safe in training too.
   for (std::string norm : {"batch", "layer"}) {
     auto c = tiny_peer_config();
-    c.layer_mixers[1].query_norm = norm;
+    c.layer_mixers[1].set("query_norm", norm);
     torch::manual_seed(5);
     TRecViT model(c);
     ASSERT_EQ(model->layers[1]->as<TRecViTLayerImpl>()->mixer->type(), "peer");
@@ -186,10 +186,10 @@ TEST(PEER, ConfigsLoadAndBadValuesNameTheField) {
   auto small = load_config(std::string(TRECVIT_CONFIG_DIR) + "/small-peer.json");
   auto m = small.mixer_for_layer(small.depth / 2);
   EXPECT_EQ(m.type, "peer");
-  EXPECT_EQ(m.num_experts, 1024 * 1024);
-  EXPECT_EQ(m.heads, 8);
-  EXPECT_EQ(m.topk, 16);
-  EXPECT_EQ(config_from_json(config_to_json(tiny)).mixer_for_layer(1).key_dim, 8);  // round trip
+  EXPECT_EQ(m.get<int64_t>("num_experts"), 1024 * 1024);
+  EXPECT_EQ(m.get<int64_t>("heads"), 8);
+  EXPECT_EQ(m.get<int64_t>("topk"), 16);
+  EXPECT_EQ(config_from_json(config_to_json(tiny)).mixer_for_layer(1).get<int64_t>("key_dim"), 8);  // round trip
 
   auto base = config_to_json(tiny);
   struct Case {
@@ -225,9 +225,7 @@ TEST(PEER, ConfigsLoadAndBadValuesNameTheField) {
   auto j = base;
   j["channel_mixer"] = {{"type", "peer"}, {"num_experts", 50}};
   EXPECT_THROW(config_from_json(j), ConfigError);
-  ChannelMixerOptions bad;
-  bad.type = "peer";
-  bad.num_experts = 50;
+  auto bad = ChannelMixerOptions("peer").set("num_experts", 50);
   EXPECT_THROW(make_channel_mixer(bad, 8), c10::Error);
 }
 

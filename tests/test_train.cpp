@@ -153,18 +153,19 @@ TEST(Trainer, ResumeFollowsTheSameLossCurve) {
   for (size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(straight[i], resumed[i]) << "step " << i + 1;
 }
 
-TEST(Trainer, StopSignalCheckpointsAndReturns) {
+TEST(Trainer, StopRequestCheckpointsAndReturns) {
   auto dir = temp_dir();
   MotionBatches data(8, 4, 3);
   auto o = quick_options(1000);
   o.out_dir = dir + "/run";
   Trainer t(tiny_model(3), o, data);
-  install_stop_handlers();
+  CancelToken stop;  // what the command line's SIGINT/SIGTERM handler sets
   int logged = 0;
-  t.run([&](const StepStats&) {
-    if (++logged == 2) std::raise(SIGTERM);
-  });
-  clear_stop_request();
+  t.run(
+      [&](const StepStats&) {
+        if (++logged == 2) stop.request();
+      },
+      &stop);
   EXPECT_EQ(t.global_step(), 2);
   auto model = load_checkpoint(dir + "/run/checkpoint.pt");  // a training checkpoint runs as a model
   EXPECT_EQ(model->config().num_classes, 2);

@@ -2,9 +2,7 @@
 
 #include <sys/stat.h>
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <fstream>
 
 #include "models/checkpoint.h"
@@ -12,77 +10,43 @@
 namespace trecvit {
 namespace {
 
-std::atomic<bool> g_stop{false};
-extern "C" void on_stop_signal(int) { g_stop = true; }
-
-template <typename T>
-void read_field(const nlohmann::json& j, const char* key, T& dst, const std::string& source) {
-  if (!j.contains(key)) return;
-  try {
-    dst = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(source + ": field '" + key + "': wrong type (" + j.at(key).dump() + ")");
-  }
+// Each training option once: its name, check and meaning (range errors name the field).
+const FieldTable<TrainOptions>& train_option_table() {
+  using O = TrainOptions;
+  static const FieldTable<O> table({
+      TRECVIT_MEMBER_FIELD(O, steps, "optimizer steps", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(O, accumulate, "batches per optimizer step", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(O, lr, "peak learning rate", Check::above(0)),
+      TRECVIT_MEMBER_FIELD(O, weight_decay, "AdamW decoupled weight decay", Check::at_least(0)),
+      TRECVIT_MEMBER_FIELD(O, warmup_steps, "linear warm-up steps (< steps)", Check::at_least(0)),
+      TRECVIT_MEMBER_FIELD(O, final_lr_fraction, "cosine floor as a fraction of lr", Check::in(0, 1)),
+      TRECVIT_MEMBER_FIELD(O, clip_norm, "global gradient-norm clip (0: none)", Check::at_least(0)),
+      TRECVIT_MEMBER_FIELD(O, label_smoothing, "label smoothing", Check::in_half_open(0, 1)),
+      TRECVIT_MEMBER_FIELD(O, aux_loss_weight, "weight of the mixers' auxiliary losses"),
+      TRECVIT_MEMBER_FIELD(O, ema_decay, "weight EMA decay (0: no EMA)", Check::in_half_open(0, 1)),
+      TRECVIT_MEMBER_FIELD(O, checkpoint_every, "steps between checkpoints (0: at the end and on a stop)",
+                           Check::at_least(0)),
+      TRECVIT_MEMBER_FIELD(O, log_every, "steps between metrics lines", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(O, seed, "seed for initialisation, data order and augmentation"),
+  });
+  return table;
 }
 
 }  // namespace
 
-void install_stop_handlers() {
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
-}
-bool stop_requested() { return g_stop; }
-void clear_stop_request() { g_stop = false; }
+nlohmann::json train_options_to_json(const TrainOptions& o) { return train_option_table().write(o); }
 
-nlohmann::json train_options_to_json(const TrainOptions& o) {
-  return {{"steps", o.steps},
-          {"accumulate", o.accumulate},
-          {"lr", o.lr},
-          {"weight_decay", o.weight_decay},
-          {"warmup_steps", o.warmup_steps},
-          {"final_lr_fraction", o.final_lr_fraction},
-          {"clip_norm", o.clip_norm},
-          {"label_smoothing", o.label_smoothing},
-          {"aux_loss_weight", o.aux_loss_weight},
-          {"ema_decay", o.ema_decay},
-          {"checkpoint_every", o.checkpoint_every},
-          {"log_every", o.log_every},
-          {"seed", o.seed}};
-}
+std::vector<FieldInfo> train_option_fields() { return train_option_table().infos(); }
 
 TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw ConfigError(source + ": training options must be a JSON object");
-  const auto known = train_options_to_json(TrainOptions{});
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.contains(it.key())) throw ConfigError(source + ": field '" + it.key() + "': unknown field");
   TrainOptions o;
-  read_field(j, "steps", o.steps, source);
-  read_field(j, "accumulate", o.accumulate, source);
-  read_field(j, "lr", o.lr, source);
-  read_field(j, "weight_decay", o.weight_decay, source);
-  read_field(j, "warmup_steps", o.warmup_steps, source);
-  read_field(j, "final_lr_fraction", o.final_lr_fraction, source);
-  read_field(j, "clip_norm", o.clip_norm, source);
-  read_field(j, "label_smoothing", o.label_smoothing, source);
-  read_field(j, "aux_loss_weight", o.aux_loss_weight, source);
-  read_field(j, "ema_decay", o.ema_decay, source);
-  read_field(j, "checkpoint_every", o.checkpoint_every, source);
-  read_field(j, "log_every", o.log_every, source);
-  read_field(j, "seed", o.seed, source);
-  auto check = [&](bool ok, const char* field, const char* what) {
-    if (!ok) throw ConfigError(source + ": field '" + field + "': " + what);
-  };
-  check(o.steps > 0, "steps", "must be > 0");
-  check(o.accumulate > 0, "accumulate", "must be > 0");
-  check(o.lr > 0, "lr", "must be > 0");
-  check(o.weight_decay >= 0, "weight_decay", "must be >= 0");
-  check(o.warmup_steps >= 0 && o.warmup_steps < o.steps, "warmup_steps", "must be in [0, steps)");
-  check(o.final_lr_fraction >= 0 && o.final_lr_fraction <= 1, "final_lr_fraction", "must be in [0, 1]");
-  check(o.clip_norm >= 0, "clip_norm", "must be >= 0");
-  check(o.label_smoothing >= 0 && o.label_smoothing < 1, "label_smoothing", "must be in [0, 1)");
-  check(o.ema_decay >= 0 && o.ema_decay < 1, "ema_decay", "must be in [0, 1)");
-  check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0");
-  check(o.log_every > 0, "log_every", "must be > 0");
+  try {
+    train_option_table().read(o, j, "the training options");
+    if (o.warmup_steps >= o.steps) throw FieldError("warmup_steps", "must be in [0, steps)");
+  } catch (const FieldError& e) {
+    throw ConfigError(source + ": field '" + e.field + "': " + e.reason);
+  }
   return o;
 }
 
@@ -156,9 +120,9 @@ std::string Trainer::latest_checkpoint_path() const {
   return opt_.out_dir.empty() ? std::string() : opt_.out_dir + "/checkpoint.pt";
 }
 
-int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log) {
+int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log, const CancelToken* cancel) {
   const int64_t start = step_;
-  while (step_ < opt_.steps && !stop_requested()) {
+  while (step_ < opt_.steps && !cancelled(cancel)) {
     auto s = step();
     if (s.step % opt_.log_every == 0 || s.step == opt_.steps) {
       log_metrics(s);
@@ -204,12 +168,7 @@ void Trainer::resume(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError("checkpoint " + path + ": corrupt training state: " + e.what());
   }
-  auto loaded = load_checkpoint(path);  // the model tensors, with shape checks
-  {
-    torch::NoGradGuard ng;
-    auto dst = model_->named_parameters();
-    for (auto& p : loaded->named_parameters()) dst[p.key()].copy_(p.value());
-  }
+  load_weights(*model_, path);  // parameters and buffers in place, with shape checks
   torch::serialize::InputArchive opt_archive;
   if (!archive.try_read("train_optimizer", opt_archive))
     throw CheckpointError("checkpoint " + path + ": missing optimizer state");
@@ -232,7 +191,7 @@ void Trainer::resume(const std::string& path) {
 
 TRecViT Trainer::eval_model() {
   if (ema_.empty()) return model_;
-  TRecViT copy(model_->config());
+  TRecViT copy(std::dynamic_pointer_cast<TRecViTImpl>(model_->clone()));
   torch::NoGradGuard ng;
   auto params = copy->parameters();
   for (size_t i = 0; i < params.size(); ++i) params[i].copy_(ema_[i]);

@@ -6,8 +6,10 @@
 #include <memory>
 #include <string>
 
+#include "blocks/option_fields.h"
 #include "models/trecvit.h"
 #include "train/batch_source.h"
+#include "train/cancel.h"
 #include "train/optim.h"
 
 namespace trecvit {
@@ -30,6 +32,7 @@ struct TrainOptions {
 };
 
 nlohmann::json train_options_to_json(const TrainOptions& o);
+std::vector<FieldInfo> train_option_fields();  // for the generated docs
 TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source);
 
 struct StepStats {
@@ -47,10 +50,10 @@ class Trainer {
   Trainer(TRecViT model, TrainOptions options, BatchSource& data);
 
   StepStats step();
-  // Trains until options.steps or a stop request (SIGINT/SIGTERM once install_stop_handlers()
-  // ran): checkpoints every checkpoint_every steps, at the end and on the stop. Returns the
-  // number of steps done in this call.
-  int64_t run(const std::function<void(const StepStats&)>& on_log = {});
+  // Trains until options.steps or until `cancel` is requested (checked after each step):
+  // checkpoints every checkpoint_every steps, at the end and on the stop. Returns the number of
+  // steps done in this call.
+  int64_t run(const std::function<void(const StepStats&)>& on_log = {}, const CancelToken* cancel = nullptr);
 
   // The whole training state (model, optimizer, schedule position, RNG, data position, EMA),
   // written to a temporary file, synced and renamed into place.
@@ -77,9 +80,5 @@ class Trainer {
   int64_t clips_seen_ = 0;
   double elapsed_s_ = 0;
 };
-
-void install_stop_handlers();
-bool stop_requested();
-void clear_stop_request();
 
 }  // namespace trecvit

@@ -1,5 +1,4 @@
-// `trecvit data inspect` and `trecvit data prepare`.
-#include <fmt/format.h>
+#include "jobs/data_jobs.h"
 
 #include <algorithm>
 #include <atomic>
@@ -10,7 +9,7 @@
 #include <thread>
 
 #include "datasets/annotations.h"
-#include "train/jobs.h"
+#include "datasets/formats.h"
 #include "video_io/video_reader.h"
 #include "video_io/writer.h"
 
@@ -18,14 +17,14 @@ namespace trecvit {
 namespace fs = std::filesystem;
 namespace {
 
-// Runs fn(i) for i in [0, n) on `workers` threads.
+// Runs fn(i) for i in [0, n) on `workers` threads until done or cancelled.
 template <typename Fn>
-void parallel_items(int64_t n, int workers, Fn fn) {
+void parallel_items(int64_t n, int workers, const CancelToken* cancel, Fn fn) {
   std::atomic<int64_t> next{0};
   std::vector<std::thread> pool;
   for (int w = 0; w < std::max(1, workers); ++w)
     pool.emplace_back([&] {
-      for (int64_t i; (i = next++) < n;) fn(i);
+      for (int64_t i; !cancelled(cancel) && (i = next++) < n;) fn(i);
     });
   for (auto& t : pool) t.join();
 }
@@ -36,26 +35,23 @@ nlohmann::json stats(std::vector<int64_t> v) {
   return {{"min", v.front()}, {"median", v[v.size() / 2]}, {"max", v.back()}};
 }
 
-std::vector<std::string> default_splits(const std::string& format, const std::string& root) {
-  if (format == "ssv2") return {"train", "validation", "test"};
-  if (format == "kinetics") {
-    std::vector<std::string> out;
-    for (auto s : {"train", "validate", "val", "test"})
-      for (auto pattern : {std::string("annotations/") + s + ".csv", std::string(s) + ".csv"})
-        if (fs::exists(fs::path(root) / pattern)) {
-          out.push_back(s);
-          break;
-        }
-    return out;
-  }
-  return {""};
-}
 
 }  // namespace
 
-nlohmann::json run_data_inspect(const std::string& format, const std::string& root,
-                                const std::vector<std::string>& splits_in, int workers, bool json) {
-  auto splits = splits_in.empty() ? default_splits(format, root) : splits_in;
+nlohmann::json PrepareResult::to_json() const {
+  return {{"written", written}, {"kept", kept}, {"failed", failed}, {"stopped", stopped}};
+}
+
+nlohmann::json GenerateResult::to_json() const {
+  return {{"out", out_dir}, {"written", report.written}, {"kept", report.reused}, {"seconds", report.seconds},
+          {"stopped", report.stopped}};
+}
+
+InspectResult run_data_inspect(const InspectJob& job, const ProgressSink& progress, const CancelToken* cancel) {
+  const Reporter report_to(progress, "data inspect");
+  const std::string& format = job.format;
+  const std::string& root = job.root;
+  auto splits = job.splits.empty() ? data::dataset_format(format).default_splits(root) : job.splits;
   nlohmann::json report = {{"format", format}, {"root", root}, {"splits", nlohmann::json::object()}};
   for (auto& name : splits) {
     data::DatasetSplit split;
@@ -63,12 +59,13 @@ nlohmann::json run_data_inspect(const std::string& format, const std::string& ro
       split = data::load_dataset(format, root, name);
     } catch (const data::DatasetError& e) {
       report["splits"][name.empty() ? "all" : name] = {{"error", e.what()}};
-      if (!json) fmt::print("{}: {}\n", name.empty() ? "all" : name, e.what());
       continue;
     }
     std::vector<int64_t> frames(split.items.size(), -1), widths(split.items.size()), heights(split.items.size());
     std::vector<std::string> errors(split.items.size());
-    parallel_items(static_cast<int64_t>(split.items.size()), workers, [&](int64_t i) {
+    report_to.stage("probing " + std::to_string(split.items.size()) + " videos of " + (name.empty() ? "all" : name));
+    ItemProgress probed(report_to, static_cast<int64_t>(split.items.size()));
+    parallel_items(static_cast<int64_t>(split.items.size()), job.workers, cancel, [&](int64_t i) {
       try {
         video::VideoReader r(split.items[i].path);
         frames[i] = r.size();
@@ -77,7 +74,9 @@ nlohmann::json run_data_inspect(const std::string& format, const std::string& ro
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }
+      probed.done(split.items[i].path);
     });
+    if (cancelled(cancel)) break;
     std::map<int64_t, int64_t> per_class;
     std::map<std::string, int64_t> sizes;
     std::vector<int64_t> ok_frames, ok_w, ok_h;
@@ -103,24 +102,13 @@ nlohmann::json run_data_inspect(const std::string& format, const std::string& ro
         {"missing", split.missing.size()}, {"missing_files", split.missing},   {"unreadable", unreadable},
         {"frames", stats(ok_frames)},     {"width", stats(ok_w)},               {"height", stats(ok_h)},
         {"sizes", sizes}};
-    if (!json) {
-      fmt::print("{}: {} videos, {} classes, {} missing, {} unreadable\n", name.empty() ? "all" : name,
-                 split.items.size(), split.class_names.size(), split.missing.size(), unreadable.size());
-      if (!ok_frames.empty()) {
-        auto f = stats(ok_frames), w = stats(ok_w), h = stats(ok_h);
-        fmt::print("  frames min/median/max {}/{}/{}; width {}/{}/{}; height {}/{}/{}\n", f["min"].get<int64_t>(),
-                   f["median"].get<int64_t>(), f["max"].get<int64_t>(), w["min"].get<int64_t>(),
-                   w["median"].get<int64_t>(), w["max"].get<int64_t>(), h["min"].get<int64_t>(),
-                   h["median"].get<int64_t>(), h["max"].get<int64_t>());
-      }
-      for (auto& u : unreadable) fmt::print("  unreadable {}: {}\n", u["path"].get<std::string>(), u["error"].get<std::string>());
-    }
   }
-  if (json) fmt::print("{}\n", report.dump(2));
-  return report;
+  if (cancelled(cancel)) report["stopped"] = true;
+  return {report};
 }
 
-nlohmann::json run_data_prepare(const PrepareOptions& o) {
+PrepareResult run_data_prepare(const PrepareJob& o, const ProgressSink& progress, const CancelToken* cancel) {
+  const Reporter report(progress, "data prepare");
   static const std::set<std::string> video_ext = {".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v"};
   const fs::path root(o.root), out(o.out);
   if (!fs::is_directory(root)) throw data::DatasetError(o.root + ": not a directory");
@@ -142,12 +130,15 @@ nlohmann::json run_data_prepare(const PrepareOptions& o) {
   std::atomic<int64_t> written{0}, kept{0};
   std::mutex mu;
   nlohmann::json failed = nlohmann::json::array();
-  parallel_items(static_cast<int64_t>(videos.size()), o.workers, [&](int64_t i) {
+  report.stage("re-encoding " + std::to_string(videos.size()) + " videos at short side " + std::to_string(o.short_side));
+  ItemProgress encoded(report, static_cast<int64_t>(videos.size()));
+  parallel_items(static_cast<int64_t>(videos.size()), o.workers, cancel, [&](int64_t i) {
     const fs::path src = root / videos[i], dst = out / videos[i];
     const fs::path tmp = dst.parent_path() / (dst.stem().string() + ".tmp" + dst.extension().string());
     try {
       if (fs::exists(dst)) {
         ++kept;  // resumable: done in an earlier run
+        encoded.done(dst.string());
         return;
       }
       video::VideoReader r(src.string());
@@ -167,14 +158,31 @@ nlohmann::json run_data_prepare(const PrepareOptions& o) {
     } catch (const std::exception& e) {
       std::error_code ec;
       fs::remove(tmp, ec);
+      report(EventKind::kProblem, {{"message", std::string("failed: ") + e.what()}, {"path", src.string()}, {"reason", e.what()}});
       std::lock_guard<std::mutex> lock(mu);
       failed.push_back({{"path", src.string()}, {"error", e.what()}});
     }
+    encoded.done(dst.string());
   });
-  fmt::print("prepare: {} videos re-encoded at short side {}, {} kept from an earlier run, {} failed\n",
-             written.load(), o.short_side, kept.load(), failed.size());
-  for (auto& f : failed) fmt::print("  failed: {}\n", f["error"].get<std::string>());  // the error names the file
-  return {{"written", written.load()}, {"kept", kept.load()}, {"failed", failed}};
+  PrepareResult r;
+  r.written = written;
+  r.kept = kept;
+  r.failed = failed;
+  r.stopped = cancelled(cancel);
+  return r;
+}
+
+GenerateResult run_data_generate(data::SSFOptions options, const ProgressSink& progress, const CancelToken* cancel) {
+  const Reporter report(progress, "data generate");
+  report.stage("generating Something-Something-Fashion in " + options.out_dir + " (" +
+               std::to_string(options.train_clips) + " train / " + std::to_string(options.validation_clips) +
+               " validation clips)");
+  ItemProgress clips(report, options.train_clips + options.validation_clips);
+  options.on_clip = [&] {
+    clips.done();
+    return !cancelled(cancel);
+  };
+  return {options.out_dir, data::generate_ssf(options)};
 }
 
 }  // namespace trecvit

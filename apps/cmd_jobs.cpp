@@ -1,0 +1,170 @@
+// data inspect / prepare / generate-ssf, train, eval, demo: flags -> a job -> printed result.
+#include <fmt/format.h>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "apps/progress.h"
+#include "jobs/jobs.h"
+#include "video_io/error.h"
+
+extern "C" {
+#include <libavutil/log.h>
+}
+
+namespace trecvit::cli {
+namespace {
+
+void print_stats(const char* what, const nlohmann::json& s, bool last) {
+  fmt::print("{} {}/{}/{}{}", what, s["min"].get<int64_t>(), s["median"].get<int64_t>(), s["max"].get<int64_t>(),
+             last ? "\n" : "; ");
+}
+
+void print_inspect(const nlohmann::json& report) {
+  for (auto it = report["splits"].begin(); it != report["splits"].end(); ++it) {
+    const auto& s = it.value();
+    if (s.contains("error")) {
+      fmt::print("{}: {}\n", it.key(), s["error"].get<std::string>());
+      continue;
+    }
+    fmt::print("{}: {} videos, {} classes, {} missing, {} unreadable\n", it.key(), s["videos"].get<int64_t>(),
+               s["classes"].get<int64_t>(), s["missing"].get<int64_t>(), s["unreadable"].size());
+    if (!s["frames"].is_null()) {
+      fmt::print("  ");
+      print_stats("frames min/median/max", s["frames"], false);
+      print_stats("width", s["width"], false);
+      print_stats("height", s["height"], true);
+    }
+    for (auto& u : s["unreadable"])
+      fmt::print("  unreadable {}: {}\n", u["path"].get<std::string>(), u["error"].get<std::string>());
+  }
+}
+
+void add_data_commands(CLI::App& app, Global& g) {
+  auto* data = app.add_subcommand("data", "dataset tools: inspect, prepare, generate-ssf");
+  data->require_subcommand(1);
+  {
+    auto* cmd = data->add_subcommand("inspect", "counts per split and class, missing/unreadable files, frame and size statistics");
+    static InspectJob job;
+    static bool json = false;
+    add_data_args(cmd, {&job.root, &job.format, nullptr, nullptr, nullptr, nullptr, {}, "--root"});
+    cmd->add_option("--split", job.splits, "splits to inspect (default: the format's usual ones)");
+    cmd->add_option("--workers", job.workers, "parallel probes")->check(at_least(1));
+    cmd->add_flag("--json", json, "print one JSON object");
+    cmd->callback([&g] {
+      const auto r = run_data_inspect(job, json ? ProgressSink{} : make_printer(g.log_format), &install_stop_signals());
+      if (json) fmt::print("{}\n", r.report.dump(2));
+      else if (g.log_format == LogFormat::kText) print_inspect(r.report);
+      print_result(g.log_format, "data inspect", r.to_json());
+    });
+  }
+  {
+    auto* cmd = data->add_subcommand("prepare", "re-encode a dataset at a smaller short side, keeping layout and annotations (resumable)");
+    static PrepareJob job;
+    cmd->add_option("--root", job.root, "dataset root")->required()->check(CLI::ExistingDirectory);
+    cmd->add_option("--out", job.out, "output root")->required();
+    cmd->add_option("--short-side", job.short_side, "short side in pixels")->check(at_least(2));
+    cmd->add_option("--workers", job.workers, "parallel encoders")->check(at_least(1));
+    cmd->callback([&g] {
+      const auto r = run_data_prepare(job, make_printer(g.log_format), &install_stop_signals());
+      if (g.log_format == LogFormat::kText) {
+        fmt::print("prepare: {} videos re-encoded at short side {}, {} kept from an earlier run, {} failed{}\n",
+                   r.written, job.short_side, r.kept, r.failed.size(), r.stopped ? " (stopped: run again to continue)" : "");
+        for (auto& f : r.failed) fmt::print("  failed: {}\n", f["error"].get<std::string>());  // names the file
+      }
+      print_result(g.log_format, "data prepare", r.to_json());
+    });
+  }
+  {
+    auto* cmd = data->add_subcommand("generate-ssf", "write the embedded default dataset (Something-Something-Fashion)");
+    static data::SSFOptions o;
+    cmd->add_option("--out", o.out_dir, "output directory")->required();
+    cmd->add_option("--train", o.train_clips, "training clips")->check(at_least(1));
+    cmd->add_option("--validation", o.validation_clips, "validation clips")->check(at_least(0));
+    cmd->add_option("--frames", o.frames, "frames per video (12 fps)")->check(between(2, 1000));
+    cmd->add_option("--size", o.size, "frame size in pixels")->check(between(16, 1024));
+    cmd->add_option("--seed", o.seed, "generator seed");
+    cmd->callback([&g] {
+      o.threads = g.threads;
+      const auto r = run_data_generate(o, make_printer(g.log_format), &install_stop_signals());
+      if (g.log_format == LogFormat::kText)
+        fmt::print("{} {} ({} videos written, {} kept from an earlier run) in {:.1f} s\n",
+                   r.report.stopped ? "stopped writing" : "wrote", o.out_dir, r.report.written, r.report.reused,
+                   r.report.seconds);
+      print_result(g.log_format, "data generate", r.to_json());
+    });
+  }
+}
+
+}  // namespace
+
+void add_job_commands(CLI::App& app, Global& g) {
+  // The jobs report every failed decode or encode with its file; FFmpeg's own lines (one per
+  // encoder opened, per damaged packet) would bury the progress output.
+  video::set_ffmpeg_log_level(AV_LOG_FATAL);
+  add_data_commands(app, g);
+  {
+    auto* cmd = app.add_subcommand("train", "train a TRecViT classifier");
+    static TrainJob job;
+    cmd->add_option("--config", job.model_config, "model config JSON")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--train-config", job.train_config, "training options JSON (steps, lr, ...)")->check(CLI::ExistingFile);
+    add_data_args(cmd, {&job.data_root, &job.format, nullptr, &job.frames, &job.stride, &job.sampler, {"random", "segments"}});
+    cmd->add_option("--out", job.out_dir, "run directory (checkpoints, metrics.jsonl, config.json)")->required();
+    cmd->add_flag("--resume", job.resume, "continue from RUN_DIR/checkpoint.pt");
+    cmd->add_option("--steps", job.steps, "optimizer steps (-1: the train config's)")->check(at_least(-1));
+    cmd->add_option("--batch-size", job.batch_size, "clips per batch")->check(at_least(1));
+    cmd->add_option("--workers", job.workers, "loader threads")->check(at_least(1));
+    cmd->add_option("--seed", job.seed, "seed for initialisation, data order and augmentation");
+    cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: train on frame-shuffled clips");
+    cmd->add_option("--flip", job.flip, "horizontal flips: none (SSv2 default) | plain | mirror (swap left/right, clockwise/counterclockwise classes)")
+        ->check(one_of({"none", "plain", "mirror"}));
+    cmd->add_option("--color-jitter", job.color_jitter, "brightness/contrast/saturation jitter strength")->check(between(0, 1));
+    cmd->callback([&g] {
+      const auto r = run_train(job, make_printer(g.log_format), &install_stop_signals());
+      if (g.log_format == LogFormat::kText) {
+        fmt::print("trained to step {} ({} steps in this run, {:.1f} s); {} samples skipped\n", r.steps,
+                   r.steps_this_run, r.seconds, r.skipped);
+        if (r.stopped) fmt::print("stopped by signal; resume with --resume\n");
+      }
+      print_result(g.log_format, "train", r.to_json());
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("eval", "evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix");
+    static EvalJob job;
+    static bool json = false;
+    cmd->add_option("--checkpoint", job.checkpoint, "checkpoint")->required()->check(CLI::ExistingFile);
+    add_data_args(cmd, {&job.data_root, &job.format, &job.split, &job.frames, &job.stride, &job.sampler, {"center", "segments"}});
+    cmd->add_option("--views", job.views, "temporal x spatial views, e.g. 2x3");
+    cmd->add_option("--report", job.report, "write the JSON report here");
+    cmd->add_flag("--json", json, "print the JSON report");
+    cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: evaluate on frame-shuffled clips");
+    cmd->callback([&g] {
+      // --json keeps stdout for the report alone.
+      const auto r = run_eval(job, json ? ProgressSink{} : make_printer(g.log_format), &install_stop_signals());
+      if (json) fmt::print("{}\n", r.report.dump());
+      else print_result(g.log_format, "eval", r.to_json());
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("demo", "the main job: generate the default data, train a TRecViT with PEER, evaluate, stream a video");
+    static DemoJob job;
+    cmd->add_option("--data", job.data_root, "where the embedded default dataset lives (generated if missing)");
+    cmd->add_option("--out", job.out_dir, "run directory");
+    cmd->add_option("--config", job.model_config, "model config (default: demo-peer.json from the config directory)");
+    cmd->add_option("--steps", job.steps, "training steps (-1: the config's)")->check(at_least(-1));
+    cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: train and evaluate on frame-shuffled clips");
+    cmd->callback([&g] {
+      job.threads = g.threads;
+      const auto r = run_demo(job, make_printer(g.log_format), &install_stop_signals());
+      if (g.log_format == LogFormat::kText) {
+        if (r.stopped)
+          fmt::print("== stopped; run the demo again to continue\n");
+        else
+          fmt::print("== demo done: validation top-1 {:.2f}% (report: {}/eval.json)\n", 100 * r.top1, job.out_dir);
+      }
+      print_result(g.log_format, "demo", r.to_json());
+    });
+  }
+}
+
+}  // namespace trecvit::cli

@@ -1,0 +1,97 @@
+#include "apps/progress.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+
+namespace trecvit::cli {
+namespace {
+
+CancelToken g_stop;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.requested()) _exit(128 + sig);  // the second signal: no more waiting
+  g_stop.request();
+}
+
+std::string top_line(const nlohmann::json& top) {
+  std::string line;
+  for (auto& t : top) line += fmt::format("  {:>5.1f}% {}", 100 * t["p"].get<double>(), t["name"].get<std::string>());
+  return line;
+}
+
+void print_text(const Event& e) {
+  const auto& f = e.fields;
+  switch (e.kind) {
+    case EventKind::kStage:
+      fmt::print("== {}\n", f["message"].get<std::string>());
+      break;
+    case EventKind::kStep:
+      fmt::print("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n",
+                 f["step"].get<int64_t>(), f["steps"].get<int64_t>(), f["epoch"].get<double>(),
+                 f["loss"].get<double>(), 100 * f["accuracy"].get<double>(), f["lr"].get<double>(),
+                 f["clips_per_s"].get<double>(), hms(f["eta_s"].get<double>()));
+      break;
+    case EventKind::kEpoch:
+      fmt::print("epoch {} done: {} unreadable samples skipped and replaced so far\n", f["epoch"].get<int64_t>(),
+                 f["skipped"].get<int64_t>());
+      break;
+    case EventKind::kEval:
+      fmt::print("eval {} on {} ({} videos, views {}): top-1 {:.2f}%  top-5 {:.2f}%  ({} unreadable, {} missing)\n",
+                 f["checkpoint"].get<std::string>(), f["split"].get<std::string>(), f["count"].get<int64_t>(),
+                 f["views"].get<std::string>(), 100 * f["top1"].get<double>(), 100 * f["top5"].get<double>(),
+                 f["skipped"].get<int64_t>(), f["missing"].get<int64_t>());
+      break;
+    case EventKind::kItem:
+      fmt::print("{}: {}/{} ({:.1f}/s, ETA {})\n", e.job, f["done"].get<int64_t>(), f["total"].get<int64_t>(),
+                 f["rate"].get<double>(), hms(f["eta_s"].get<double>()));
+      break;
+    case EventKind::kProblem:
+      std::fflush(stdout);
+      fmt::print(stderr, "{}: {}\n", e.job, f["message"].get<std::string>());
+      break;
+    case EventKind::kFrame:
+      fmt::print("frame {:>2}:{}\n", f["frame"].get<int64_t>(), top_line(f["top"]));
+      break;
+  }
+  std::fflush(stdout);  // progress reaches a pipe or log file as it happens
+}
+
+}  // namespace
+
+std::string hms(double s) {
+  const int64_t t = static_cast<int64_t>(s);
+  return fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60);
+}
+
+ProgressSink make_printer(LogFormat format) {
+  auto mu = std::make_shared<std::mutex>();
+  return [format, mu](const Event& e) {
+    std::lock_guard<std::mutex> lock(*mu);
+    if (format == LogFormat::kJson) {
+      fmt::print("{}\n", e.to_json().dump());
+      std::fflush(stdout);
+    } else {
+      print_text(e);
+    }
+  };
+}
+
+void print_result(LogFormat format, const std::string& job, const nlohmann::json& result) {
+  if (format != LogFormat::kJson) return;
+  nlohmann::json j = {{"event", "result"}, {"job", job}};
+  for (auto it = result.begin(); it != result.end(); ++it) j[it.key()] = it.value();
+  fmt::print("{}\n", j.dump());
+  std::fflush(stdout);
+}
+
+const CancelToken& install_stop_signals() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  return g_stop;
+}
+
+}  // namespace trecvit::cli

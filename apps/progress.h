@@ -1,0 +1,26 @@
+#pragma once
+// The terminal side of the jobs: renders their events as progress lines (or JSON lines with
+// --log-format json), and turns SIGINT/SIGTERM into a stop request.
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "jobs/progress.h"
+
+namespace trecvit::cli {
+
+enum class LogFormat { kText, kJson };
+
+// Text: progress on stdout, problems on stderr, flushed as they happen. Json: one object per
+// line on stdout. The sink is safe to call from several threads.
+ProgressSink make_printer(LogFormat format);
+// The job's result at the end: JSON as {"event": "result", "job": ..., ...} in the json log
+// format; nothing in text (the command prints its own summary).
+void print_result(LogFormat format, const std::string& job, const nlohmann::json& result);
+
+// First SIGINT/SIGTERM: request a stop on the returned token (the job finishes its step,
+// checkpoints and returns). A second one exits at once.
+const CancelToken& install_stop_signals();
+
+std::string hms(double seconds);
+
+}  // namespace trecvit::cli

@@ -1,0 +1,50 @@
+#pragma once
+// `trecvit data inspect | prepare | generate-ssf` as library calls.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "datasets/ssf_generator.h"
+#include "jobs/progress.h"
+
+namespace trecvit {
+
+struct InspectJob {
+  std::string format = "ssv2", root;
+  std::vector<std::string> splits;  // empty: the format's usual splits that exist
+  int workers = 2;
+};
+
+struct InspectResult {
+  // {"format", "root", "splits": {name: {"videos", "classes", "per_class", "missing",
+  //  "missing_files", "unreadable", "frames", "width", "height", "sizes"} or {"error"}}}
+  nlohmann::json report;
+  nlohmann::json to_json() const { return report; }
+};
+
+struct PrepareJob {
+  std::string root, out;
+  int64_t short_side = 256;
+  int workers = 2;
+};
+
+struct PrepareResult {
+  int64_t written = 0, kept = 0;          // kept: done by an earlier (interrupted) run
+  nlohmann::json failed = nlohmann::json::array();  // [{"path", "error"}]
+  bool stopped = false;
+  nlohmann::json to_json() const;
+};
+
+struct GenerateResult {
+  std::string out_dir;
+  data::SSFReport report;
+  nlohmann::json to_json() const;
+};
+
+InspectResult run_data_inspect(const InspectJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
+PrepareResult run_data_prepare(const PrepareJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
+// Something-Something-Fashion, the embedded default dataset (options.on_clip is the job's own).
+GenerateResult run_data_generate(data::SSFOptions options, const ProgressSink& progress = {},
+                                 const CancelToken* cancel = nullptr);
+
+}  // namespace trecvit

@@ -1,0 +1,105 @@
+#include "jobs/eval_job.h"
+
+#include <fstream>
+
+#include "datasets/annotations.h"
+#include "datasets/samplers.h"
+#include "datasets/views.h"
+#include "eval/evaluate.h"
+#include "models/checkpoint.h"
+
+namespace trecvit {
+namespace {
+
+std::pair<int64_t, int64_t> parse_views(const std::string& v) {
+  const auto x = v.find('x');
+  try {
+    if (x != std::string::npos) {
+      const int64_t t = std::stoll(v.substr(0, x)), s = std::stoll(v.substr(x + 1));
+      if (t >= 1 && (s == 1 || s == 3)) return {t, s};
+    }
+  } catch (const std::exception&) {
+  }
+  throw ConfigError("--views: expected TEMPORALxSPATIAL with TEMPORAL >= 1 and SPATIAL 1 or 3, like 2x3, got '" + v + "'");
+}
+
+// The split's videos as multi-view samples; unreadable ones are reported and counted.
+class ViewsSource : public EvalSource {
+ public:
+  ViewsSource(const data::DatasetSplit& split, data::ViewSpec spec, bool shuffle_frames, const Reporter& report,
+              const CancelToken* cancel)
+      : split_(split), spec_(std::move(spec)), shuffle_(shuffle_frames), report_(report), cancel_(cancel),
+        progress_(report, static_cast<int64_t>(split.items.size())) {}
+  bool next(EvalSample& s) override {
+    while (i_ < split_.items.size() && !cancelled(cancel_)) {
+      const auto& item = split_.items[i_++];
+      try {
+        s.views = data::load_views(item, spec_);
+        if (shuffle_) {
+          std::mt19937_64 rng(i_);
+          s.views = s.views.index_select(1, torch::tensor(data::random_permutation(s.views.size(1), rng), torch::kLong));
+        }
+        s.label = item.label;
+        s.id = item.id;
+        progress_.done(item.path);
+        return true;
+      } catch (const std::exception& e) {
+        ++skipped_;
+        report_(EventKind::kProblem,
+                {{"message", "skipping " + item.path + ": " + e.what()}, {"path", item.path}, {"reason", e.what()}});
+        progress_.done(item.path);
+      }
+    }
+    return false;
+  }
+  int64_t skipped() const override { return skipped_; }
+
+ private:
+  const data::DatasetSplit& split_;
+  data::ViewSpec spec_;
+  bool shuffle_;
+  const Reporter& report_;
+  const CancelToken* cancel_;
+  ItemProgress progress_;
+  size_t i_ = 0;
+  int64_t skipped_ = 0;
+};
+
+}  // namespace
+
+EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const CancelToken* cancel) {
+  const Reporter report(progress, "eval");
+  auto model = load_checkpoint(job.checkpoint);
+  const auto& cfg = model->config();
+  auto split = data::load_dataset(job.format, job.data_root, job.split);
+  const auto [tv, sv] = parse_views(job.views);
+  data::ViewSpec spec;
+  spec.clip.frames = job.frames > 0 ? job.frames : cfg.num_frames;
+  spec.clip.stride = job.stride;
+  spec.sampler = job.sampler;
+  spec.temporal = tv;
+  spec.spatial = sv;
+  spec.size = cfg.image_height;
+  if (cfg.image_height != cfg.image_width)
+    throw ConfigError("eval: square models only (got " + std::to_string(cfg.image_height) + "x" +
+                      std::to_string(cfg.image_width) + ")");
+  ViewsSource source(split, spec, job.shuffle_frames, report, cancel);
+  auto metrics = evaluate(*model, source);
+  EvalResult r;
+  r.report = metrics.to_json(split.class_names);
+  r.report["checkpoint"] = job.checkpoint;
+  r.report["split"] = job.split;
+  r.report["views"] = job.views;
+  r.report["skipped"] = r.skipped = source.skipped();
+  r.report["missing"] = r.missing = static_cast<int64_t>(split.missing.size());
+  r.count = metrics.count();
+  r.top1 = metrics.top1();
+  r.top5 = metrics.top5();
+  if (!job.report.empty()) std::ofstream(job.report) << r.report.dump(2) << "\n";
+  report(EventKind::kEval, {{"checkpoint", job.checkpoint}, {"split", job.split}, {"count", r.count},
+                            {"top1", r.top1}, {"top5", r.top5}, {"views", job.views}, {"skipped", r.skipped},
+                            {"missing", r.missing}});
+  return r;
+}
+
+}  // namespace trecvit

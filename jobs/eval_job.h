@@ -1,0 +1,27 @@
+#pragma once
+// `trecvit eval` as a library call: multi-view evaluation of a checkpoint on a dataset split.
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "jobs/progress.h"
+
+namespace trecvit {
+
+struct EvalJob {
+  std::string checkpoint, data_root, format = "ssv2", split = "validation", views = "1x1", report;
+  int64_t frames = 0, stride = 1;
+  std::string sampler = "center";
+  bool shuffle_frames = false;
+};
+
+struct EvalResult {
+  int64_t count = 0, skipped = 0, missing = 0;
+  double top1 = 0, top5 = 0;
+  nlohmann::json report;  // the full report: metrics, per-class accuracy, confusion, provenance
+  nlohmann::json to_json() const { return report; }
+};
+
+// Writes the report to job.report when set.
+EvalResult run_eval(const EvalJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
+
+}  // namespace trecvit

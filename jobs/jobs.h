@@ -1,0 +1,8 @@
+#pragma once
+// The end-to-end jobs: each takes an options struct, a ProgressSink and a CancelToken, and
+// returns a result struct (to_json()). None prints, exits or installs a signal handler.
+#include "jobs/data_jobs.h"
+#include "jobs/demo_job.h"
+#include "jobs/eval_job.h"
+#include "jobs/progress.h"
+#include "jobs/train_job.h"
