@@ -23,16 +23,9 @@ struct Benchmark {
   std::string name, help;
   BenchFn fn;
 };
-// The table of benchmarks (bench/registry.cpp): explicit, so a static link keeps them all.
+// The table of benchmarks (bench/registry.cpp): explicit, so a static link keeps them all. A new
+// benchmark is one file defining `nlohmann::json bench_NAME(const Args&)` plus its line there.
 const std::vector<Benchmark>& all_benchmarks();
-
-nlohmann::json bench_model(const Args& args);
-nlohmann::json bench_stream(const Args& args);
-nlohmann::json bench_scan(const Args& args);
-nlohmann::json bench_alloc(const Args& args);
-nlohmann::json bench_decode(const Args& args);  // only with TRECVIT_WITH_VIDEO
-nlohmann::json bench_peer(const Args& args);
-nlohmann::json bench_loader(const Args& args);  // only with the datasets library
 
 std::vector<std::pair<std::string, std::string>> list_benchmarks();
 // Runs one benchmark; prints a table (or the JSON object) to stdout. Returns 0 on success.

@@ -2,6 +2,14 @@
 
 namespace trecvit::bench {
 
+nlohmann::json bench_model(const Args& args);
+nlohmann::json bench_stream(const Args& args);
+nlohmann::json bench_scan(const Args& args);
+nlohmann::json bench_alloc(const Args& args);
+nlohmann::json bench_decode(const Args& args);
+nlohmann::json bench_peer(const Args& args);
+nlohmann::json bench_loader(const Args& args);
+
 const std::vector<Benchmark>& all_benchmarks() {
   static const std::vector<Benchmark> table = {
       {"model", "forward / forward+backward throughput vs the machine's GEMM rate at the model's shapes", bench_model},
