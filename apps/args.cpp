@@ -36,6 +36,10 @@ std::string num(double v) { return fmt::format("{}", v); }
 
 }  // namespace
 
+std::string dump(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 CLI::Validator at_least(double lo) {
   return numeric([lo](double v) { return v >= lo ? std::string() : "must be >= " + num(lo) + ", got " + num(v); },
                  ">= " + num(lo));

@@ -3,10 +3,15 @@
 // "--batch-size: must be >= 1, got 0".
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
 namespace trecvit::cli {
+
+// JSON text that never throws: file names need not be UTF-8 (bad bytes become U+FFFD).
+std::string dump(const nlohmann::json& j, int indent = -1);
 
 CLI::Validator at_least(double lo);
 CLI::Validator between(double lo, double hi);

@@ -51,8 +51,8 @@ void add_data_commands(CLI::App& app, Global& g) {
     cmd->add_option("--workers", job.workers, "parallel probes")->check(at_least(1));
     cmd->add_flag("--json", json, "print one JSON object");
     cmd->callback([&g] {
-      const auto r = run_data_inspect(job, json ? ProgressSink{} : make_printer(g.log_format), &install_stop_signals());
-      if (json) fmt::print("{}\n", r.report.dump(2));
+      const auto r = run_data_inspect(job, make_printer(g.log_format, json), &install_stop_signals());
+      if (json) fmt::print("{}\n", dump(r.report, 2));
       else if (g.log_format == LogFormat::kText) print_inspect(r.report);
       print_result(g.log_format, "data inspect", r.to_json());
     });
@@ -140,9 +140,13 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: evaluate on frame-shuffled clips");
     cmd->callback([&g] {
       // --json keeps stdout for the report alone.
-      const auto r = run_eval(job, json ? ProgressSink{} : make_printer(g.log_format), &install_stop_signals());
-      if (json) fmt::print("{}\n", r.report.dump());
+      const auto r = run_eval(job, make_printer(g.log_format, json), &install_stop_signals());
+      if (json) fmt::print("{}\n", dump(r.report));
       else print_result(g.log_format, "eval", r.to_json());
+      if (r.stopped) {
+        fmt::print(stderr, "eval: stopped after {} videos: the metrics are partial\n", r.count);
+        throw CLI::RuntimeError(130);
+      }
     });
   }
   {

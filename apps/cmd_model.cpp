@@ -66,7 +66,7 @@ void print_info(const TRecViTConfig& config, bool json) {
     j["runtime"] = {{"threads", rt.threads}, {"blas", rt.blas}, {"blas_path", rt.blas_path},
                     {"blas_threads", rt.blas_threads}, {"allocator", rt.allocator}, {"omp_wait_policy", rt.omp_wait_policy},
                     {"torch_version", rt.torch_version}, {"cuda", rt.cuda}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << dump(j, 2) << "\n";
     return;
   }
   fmt::print("model {}: {}x{} px, patch {}, {} tokens/frame (+CLS), width {}, depth {}, heads {}, lru {}\n",
@@ -99,7 +99,7 @@ void print_prediction(const Prediction& p, bool json) {
       j["per_frame"] = nlohmann::json::array();
       for (int64_t t = 0; t < p.per_frame.size(0); ++t) j["per_frame"].push_back(to_vec(p.per_frame[t]));
     }
-    std::cout << j.dump() << "\n";
+    std::cout << dump(j) << "\n";
     return;
   }
   auto top = [](const torch::Tensor& logits) {

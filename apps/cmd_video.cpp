@@ -102,7 +102,7 @@ void add_video_commands(CLI::App& app, Global& g) {
     cmd->callback([] {
       video::set_ffmpeg_log_level(AV_LOG_FATAL);  // failures are reported by video_io itself
       video::Reader r(path, reader_options(1));
-      if (json) std::cout << info_json(r, timestamps).dump(2) << "\n";
+      if (json) std::cout << dump(info_json(r, timestamps), 2) << "\n";
       else print_info(r);
     });
   }

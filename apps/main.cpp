@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("trecvit ") + TRECVIT_VERSION + " (LibTorch " TORCH_VERSION ")");
   trecvit::cli::Global g;
   trecvit::configure_runtime(0);
+  if (trecvit::reference_blas_in_use())
+    std::cerr << "\n*** trecvit WARNING: LibTorch is using the reference BLAS (" << trecvit::runtime_info().blas_path
+              << ").\n*** Matrix products will run ~14x slower. Install OpenBLAS:"
+                 " sudo apt-get install libopenblas0-pthread\n\n";
   // Option callbacks run before any subcommand's, so the count is in force for all of them.
   app.add_option_function<int>(
          "--threads", [&g](int n) { trecvit::configure_runtime(g.threads = n); },

@@ -40,10 +40,10 @@ void print_text(const Event& e) {
                  f["skipped"].get<int64_t>());
       break;
     case EventKind::kEval:
-      fmt::print("eval {} on {} ({} videos, views {}): top-1 {:.2f}%  top-5 {:.2f}%  ({} unreadable, {} missing)\n",
+      fmt::print("eval {} on {} ({} videos, views {}): top-1 {:.2f}%  top-5 {:.2f}%  ({} unreadable, {} missing){}\n",
                  f["checkpoint"].get<std::string>(), f["split"].get<std::string>(), f["count"].get<int64_t>(),
                  f["views"].get<std::string>(), 100 * f["top1"].get<double>(), 100 * f["top5"].get<double>(),
-                 f["skipped"].get<int64_t>(), f["missing"].get<int64_t>());
+                 f["skipped"].get<int64_t>(), f["missing"].get<int64_t>(), f.value("stopped", false) ? " STOPPED: partial" : "");
       break;
     case EventKind::kItem:
       fmt::print("{}: {}/{} ({:.1f}/s, ETA {})\n", e.job, f["done"].get<int64_t>(), f["total"].get<int64_t>(),
@@ -67,12 +67,14 @@ std::string hms(double s) {
   return fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60);
 }
 
-ProgressSink make_printer(LogFormat format) {
+ProgressSink make_printer(LogFormat format, bool problems_only) {
   auto mu = std::make_shared<std::mutex>();
-  return [format, mu](const Event& e) {
+  return [format, problems_only, mu](const Event& e) {
     std::lock_guard<std::mutex> lock(*mu);
-    if (format == LogFormat::kJson) {
-      fmt::print("{}\n", e.to_json().dump());
+    if (problems_only) {
+      if (e.kind == EventKind::kProblem) fmt::print(stderr, "{}: {}\n", e.job, e.fields["message"].get<std::string>());
+    } else if (format == LogFormat::kJson) {
+      fmt::print("{}\n", dump(e.to_json()));
       std::fflush(stdout);
     } else {
       print_text(e);
@@ -84,7 +86,7 @@ void print_result(LogFormat format, const std::string& job, const nlohmann::json
   if (format != LogFormat::kJson) return;
   nlohmann::json j = {{"event", "result"}, {"job", job}};
   for (auto it = result.begin(); it != result.end(); ++it) j[it.key()] = it.value();
-  fmt::print("{}\n", j.dump());
+  fmt::print("{}\n", dump(j));
   std::fflush(stdout);
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "apps/args.h"
 #include "jobs/progress.h"
 
 namespace trecvit::cli {
@@ -11,8 +12,9 @@ namespace trecvit::cli {
 enum class LogFormat { kText, kJson };
 
 // Text: progress on stdout, problems on stderr, flushed as they happen. Json: one object per
-// line on stdout. The sink is safe to call from several threads.
-ProgressSink make_printer(LogFormat format);
+// line on stdout. problems_only: just the problems, on stderr (for commands whose stdout is a
+// JSON report). The sink is safe to call from several threads.
+ProgressSink make_printer(LogFormat format, bool problems_only = false);
 // The job's result at the end: JSON as {"event": "result", "job": ..., ...} in the json log
 // format; nothing in text (the command prints its own summary).
 void print_result(LogFormat format, const std::string& job, const nlohmann::json& result);

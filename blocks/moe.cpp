@@ -29,6 +29,7 @@ ChannelMixerType moe_mixer_type() {
 MoEImpl::MoEImpl(const MoEOptions& options_) : options(options_), stats_(options_.num_experts()) { reset(); }
 
 void MoEImpl::reset() {
+  stats_ = RoutingStats(options.num_experts());  // a clone collects its own statistics
   const auto& o = options;
   TORCH_CHECK(o.topk() >= 1 && o.topk() <= o.num_experts(), "channel_mixer.topk: must be in [1, num_experts = ",
               o.num_experts(), "], got ", o.topk());

@@ -3,6 +3,7 @@
 // line of doc) drives JSON parsing with type and range checks that name the field, rejection of
 // unknown fields, to_json and the generated docs. The field's type and default stay where
 // LibTorch keeps them: in the Options struct (TORCH_ARG) itself.
+#include <cmath>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -25,10 +26,19 @@ struct Check {
   double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
   bool lo_open = false, hi_open = false;
   std::vector<std::string> choices;
-  static Check at_least(double v) { return Check{v}; }
-  static Check in(double lo, double hi) { return Check{lo, hi}; }
-  static Check in_half_open(double lo, double hi) { return Check{lo, hi, false, true}; }  // [lo, hi)
-  static Check above(double v) { return Check{v, std::numeric_limits<double>::infinity(), true}; }
+  static Check range(double lo, double hi, bool lo_open, bool hi_open) {
+    Check k;
+    k.lo = lo;
+    k.hi = hi;
+    k.lo_open = lo_open;
+    k.hi_open = hi_open;
+    return k;
+  }
+  static Check at_least(double v) { return range(v, std::numeric_limits<double>::infinity(), false, false); }
+  static Check above(double v) { return range(v, std::numeric_limits<double>::infinity(), true, false); }
+  static Check in(double lo, double hi) { return range(lo, hi, false, false); }            // [lo, hi]
+  static Check in_half_open(double lo, double hi) { return range(lo, hi, false, true); }  // [lo, hi)
+  static Check in_open(double lo, double hi) { return range(lo, hi, true, true); }        // (lo, hi)
   static Check one_of(std::vector<std::string> c) {
     Check k;
     k.choices = std::move(c);
@@ -66,11 +76,17 @@ T parse(const std::string& name, const nlohmann::json& v, const Check& c) {
     if (!v.is_boolean()) bad("must be true or false");
     return v.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
-    if (!v.is_number_integer()) bad("must be an integer");
-    if (std::is_unsigned_v<T> && v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)
-      bad("must be >= 0");
-    if (auto why = c.violation(v.get<double>()); !why.empty()) bad("must be " + why);
-    return v.get<T>();
+    // 1e4 is an integer too; 2^64 - 1 is not an int64 (and must not wrap to -1).
+    const double d = v.is_number() ? v.get<double>() : 0.5;
+    if (!v.is_number() || std::floor(d) != d) bad("must be an integer");
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                      : v.is_number_integer()
+                          ? v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min())
+                          : d >= static_cast<double>(std::numeric_limits<T>::min()) &&
+                                d < static_cast<double>(std::numeric_limits<T>::max());
+    if (!fits) bad(std::is_unsigned_v<T> ? "must be an integer in [0, 2^64)" : "must be an integer in [-2^63, 2^63)");
+    if (auto why = c.violation(d); !why.empty()) bad("must be " + why);
+    return v.is_number_float() ? static_cast<T>(d) : v.get<T>();
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) bad("must be a number");
     if (auto why = c.violation(v.get<double>()); !why.empty()) bad("must be " + why);

@@ -23,6 +23,7 @@ ChannelMixerType peer_mixer_type() {
 PEERImpl::PEERImpl(const PEEROptions& options_) : options(options_), stats_(options_.num_experts()) { reset(); }
 
 void PEERImpl::reset() {
+  stats_ = RoutingStats(options.num_experts());  // a clone collects its own statistics
   const auto& o = options;
   TORCH_CHECK(o.activation() == "gelu" || o.activation() == "relu",
               "channel_mixer.activation: must be gelu or relu, got ", o.activation());

@@ -24,6 +24,7 @@ ChannelMixerType pkm_mixer_type() {
 PKMImpl::PKMImpl(const PKMOptions& options_) : options(options_), stats_(options_.num_slots()) { reset(); }
 
 void PKMImpl::reset() {
+  stats_ = RoutingStats(options.num_slots());  // a clone collects its own statistics
   const auto& o = options;
   router = register_module("router", ProductKeyRouter(router_options(o, o.dim(), o.num_slots()).query_bias(true)));
   // XLM initialises the values N(0, 1/D); the gates of each head sum to 1.

@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <fstream>
-#include <iostream>
 #include <thread>
 
 namespace trecvit {
@@ -47,13 +46,6 @@ void configure_runtime(int threads) {
   at::set_num_threads(threads);
   if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     fn(threads);
-  static bool warned = false;
-  if (!warned && reference_blas_in_use()) {
-    warned = true;
-    std::cerr << "\n*** trecvit WARNING: LibTorch is using the reference BLAS (" << mapped_blas_path()
-              << ").\n*** Matrix products will run ~14x slower. Install OpenBLAS:"
-                 " sudo apt-get install libopenblas0-pthread\n\n";
-  }
 }
 
 RuntimeInfo runtime_info() {

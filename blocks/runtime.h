@@ -24,7 +24,6 @@ struct RuntimeInfo {
 void apply_thread_wait_policy(char** argv);
 
 // Applies `threads` (<= 0: all cores) to ATen and to OpenBLAS's own pool.
-// Warns loudly on stderr if LibTorch is running on the reference BLAS.
 void configure_runtime(int threads);
 
 RuntimeInfo runtime_info();

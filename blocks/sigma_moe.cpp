@@ -34,6 +34,7 @@ SigmaMoEImpl::SigmaMoEImpl(const SigmaMoEOptions& options_) : options(options_),
 }
 
 void SigmaMoEImpl::reset() {
+  stats_ = RoutingStats(options.num_experts());  // a clone collects its own statistics
   const auto& o = options;
   TORCH_CHECK(o.topk() >= 1 && o.topk() <= o.num_experts(), "channel_mixer.topk: must be in [1, num_experts = ",
               o.num_experts(), "], got ", o.topk());

@@ -92,13 +92,14 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   r.report["views"] = job.views;
   r.report["skipped"] = r.skipped = source.skipped();
   r.report["missing"] = r.missing = static_cast<int64_t>(split.missing.size());
+  r.report["stopped"] = r.stopped = cancelled(cancel);
   r.count = metrics.count();
   r.top1 = metrics.top1();
   r.top5 = metrics.top5();
   if (!job.report.empty()) std::ofstream(job.report) << r.report.dump(2) << "\n";
   report(EventKind::kEval, {{"checkpoint", job.checkpoint}, {"split", job.split}, {"count", r.count},
                             {"top1", r.top1}, {"top5", r.top5}, {"views", job.views}, {"skipped", r.skipped},
-                            {"missing", r.missing}});
+                            {"missing", r.missing}, {"stopped", r.stopped}});
   return r;
 }
 

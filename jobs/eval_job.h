@@ -17,11 +17,12 @@ struct EvalJob {
 struct EvalResult {
   int64_t count = 0, skipped = 0, missing = 0;
   double top1 = 0, top5 = 0;
+  bool stopped = false;   // cancelled: the metrics cover only the first `count` videos
   nlohmann::json report;  // the full report: metrics, per-class accuracy, confusion, provenance
   nlohmann::json to_json() const { return report; }
 };
 
-// Writes the report to job.report when set.
+// Writes the report to job.report when set (a cancelled run's report says "stopped": true).
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
 
 }  // namespace trecvit

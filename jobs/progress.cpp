@@ -38,7 +38,7 @@ void ItemProgress::done(const std::string& path) {
   std::lock_guard<std::mutex> lock(state_->mu);
   const int64_t n = ++state_->done;
   const auto now = std::chrono::steady_clock::now();
-  if (n != total_ && std::chrono::duration<double>(now - state_->last).count() < interval_s_) return;
+  if (n != 1 && n != total_ && std::chrono::duration<double>(now - state_->last).count() < interval_s_) return;
   state_->last = now;
   const double elapsed = std::chrono::duration<double>(now - state_->start).count();
   const double rate = elapsed > 0 ? n / elapsed : 0;

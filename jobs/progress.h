@@ -29,12 +29,13 @@ struct Event {
   nlohmann::json to_json() const;  // {"event": kind, "job": job, ...fields}
 };
 
+// Called from the job's worker threads too (data inspect/prepare/generate): make it thread-safe.
 using ProgressSink = std::function<void(const Event&)>;
 
 // Sends to `sink` when there is one: jobs hold a Reporter instead of testing the sink each time.
 class Reporter {
  public:
-  Reporter(const ProgressSink& sink, std::string job) : sink_(sink), job_(std::move(job)) {}
+  Reporter(ProgressSink sink, std::string job) : sink_(std::move(sink)), job_(std::move(job)) {}
   void operator()(EventKind kind, nlohmann::json fields) const {
     if (sink_) sink_(Event{kind, job_, std::move(fields)});
   }
@@ -42,12 +43,12 @@ class Reporter {
   void problem(const std::string& message) const { (*this)(EventKind::kProblem, {{"message", message}}); }
 
  private:
-  const ProgressSink& sink_;
+  ProgressSink sink_;
   std::string job_;
 };
 
 // Counts finished items of a parallel loop and reports count, rate and ETA at most every
-// `interval_s` seconds (and always for the last item). Thread-safe.
+// `interval_s` seconds (and always for the first and the last item). Thread-safe.
 class ItemProgress {
  public:
   ItemProgress(const Reporter& report, int64_t total, double interval_s = 1.0);

@@ -80,7 +80,7 @@ void TRecViTConfig::validate() const {
       fail(s, where + "." + e.field, e.reason);
     }
   };
-  if (layer_mixers.size() < size_t(depth)) check_mixer("channel_mixer", channel_mixer);
+  check_mixer("channel_mixer", channel_mixer);
   for (auto& [layer, m] : layer_mixers) check_mixer("layer_channel_mixers." + std::to_string(layer), m);
 }
 
@@ -98,7 +98,7 @@ const FieldTable<TRecViTConfig>& config_table() {
       TRECVIT_MEMBER_FIELD(C, lru_width, "RG-LRU width (default: 2 * width)", Check::at_least(1)),
       TRECVIT_MEMBER_FIELD(C, lru_heads, "RG-LRU gate blocks (default: num_heads)", Check::at_least(1)),
       TRECVIT_MEMBER_FIELD(C, conv_width, "causal temporal convolution width", Check::at_least(1)),
-      TRECVIT_MEMBER_FIELD(C, min_rad, "RG-LRU minimum radius of a at initialisation", Check{0, 0.999, true, true}),
+      TRECVIT_MEMBER_FIELD(C, min_rad, "RG-LRU minimum radius of a at initialisation", Check::in_open(0, 0.999)),
       TRECVIT_MEMBER_FIELD(C, rep_size, "pre-logits width", Check::at_least(1)),
       TRECVIT_MEMBER_FIELD(C, num_classes, "classes", Check::at_least(1)),
       TRECVIT_MEMBER_FIELD(C, readout, "clip logits from the mean over frames or the last frame",

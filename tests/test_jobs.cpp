@@ -8,6 +8,7 @@
 #include "datasets/annotations.h"
 #include "datasets/fashion_mnist.h"
 #include "datasets/ssf_generator.h"
+#include "models/checkpoint.h"
 #include "tests/test_util.h"
 #include "jobs/jobs.h"
 #include "video_io/video_reader.h"
@@ -254,4 +255,27 @@ TEST(TrainJobs, FirstSigintStopsTrainingWithACheckpoint) {
   job.batch_size = 2;
   job.sampler = "segments";
   EXPECT_GE(run_train(job).steps, 10);  // the stopped run resumes
+}
+
+TEST(EvalJobs, ACancelledEvaluationSaysItIsPartial) {
+  const std::string base = test::temp_dir(), root = base + "/ssf";
+  generate_ssf(tiny_ssf(root));
+  torch::manual_seed(0);
+  save_checkpoint(*TRecViT(load_config(std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json")), base + "/m.pt");
+  EvalJob eval;
+  eval.checkpoint = base + "/m.pt";
+  eval.data_root = root;
+  eval.report = base + "/report.json";
+  CancelToken stop;
+  int seen = 0;
+  auto result = run_eval(
+      eval,
+      [&](const Event& e) {
+        if (e.kind == EventKind::kItem && ++seen == 1) stop.request();
+      },
+      &stop);
+  EXPECT_TRUE(result.stopped);
+  EXPECT_LT(result.count, 10);
+  std::ifstream f(eval.report);
+  EXPECT_TRUE(nlohmann::json::parse(f).at("stopped").get<bool>());
 }

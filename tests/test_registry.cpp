@@ -164,3 +164,38 @@ TEST(OptionTables, DocsAreTheGeneratedOnes) {
   const std::string docs((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_EQ(out, docs) << "regenerate docs/OPTIONS.md with: trecvit info --options > docs/OPTIONS.md";
 }
+
+TEST(OptionTables, IntegersFitTheirTypeAndWholeFloatsCount) {
+  EXPECT_EQ(train_options_from_json({{"steps", 1e4}}, "train.json").steps, 10000);  // 1e4 is an integer
+  for (auto [j, needle] : std::vector<std::pair<nlohmann::json, std::string>>{
+           {{{"steps", 2}, {"accumulate", 18446744073709551615ULL}}, "'accumulate'"},  // would wrap to -1
+           {{{"checkpoint_every", 9223372036854775808ULL}}, "'checkpoint_every'"},
+           {{{"steps", 2.5}}, "'steps': must be an integer"},
+           {{{"seed", -1}}, "'seed'"}}) {
+    try {
+      train_options_from_json(j, "train.json");
+      ADD_FAILURE() << j.dump();
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Clone, AClonesRoutingStatisticsAreItsOwn) {
+  auto c = config_with({{"type", "peer"}, {"num_experts", 64}, {"heads", 2}, {"topk", 2}, {"key_dim", 4}});
+  torch::manual_seed(4);
+  TRecViT model(c);
+  model->eval();
+  torch::NoGradGuard ng;
+  auto clip = torch::randint(0, 256, {1, 2, c.image_height, c.image_width, 3}, torch::kByte);
+  model->collect_routing_stats(true);
+  model->forward(clip);
+  const auto before = model->routing_stats().at(1);
+  auto copy = std::dynamic_pointer_cast<TRecViTImpl>(model->clone());
+  copy->collect_routing_stats(true);
+  for (int i = 0; i < 3; ++i) copy->forward(clip);
+  const auto after = model->routing_stats().at(1);
+  EXPECT_EQ(after.tokens, before.tokens);
+  EXPECT_EQ(after.experts_used, before.experts_used);
+  EXPECT_EQ(copy->routing_stats().at(1).tokens, 3 * before.tokens);
+}
