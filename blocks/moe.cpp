@@ -26,7 +26,7 @@ ChannelMixerType moe_mixer_type() {
       });
 }
 
-MoEImpl::MoEImpl(const MoEOptions& options_) : options(options_), stats_(options_.num_experts()) { reset(); }
+MoEImpl::MoEImpl(const MoEOptions& options_) : options(options_) { reset(); }
 
 void MoEImpl::reset() {
   stats_ = RoutingStats(options.num_experts());  // a clone collects its own statistics

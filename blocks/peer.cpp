@@ -14,13 +14,11 @@ ChannelMixerType peer_mixer_type() {
   return mixer_type<PEERImpl, PEEROptions>(
       "peer", "PEER (He 2024, Mixture of A Million Experts): product-key retrieval of single-neuron experts.", rows,
       [](const MixerContext& c) { return PEEROptions(c.dim); },
-      [](PEEROptions& o, const nlohmann::json&, const MixerContext&) {
-        if (o.half_topk() == 0) o.half_topk(o.topk());
-      },
+      product_key_finish<PEEROptions>,
       [](const PEEROptions& o) { return product_key_check(o, o.num_experts()); });
 }
 
-PEERImpl::PEERImpl(const PEEROptions& options_) : options(options_), stats_(options_.num_experts()) { reset(); }
+PEERImpl::PEERImpl(const PEEROptions& options_) : options(options_) { reset(); }
 
 void PEERImpl::reset() {
   stats_ = RoutingStats(options.num_experts());  // a clone collects its own statistics

@@ -15,13 +15,11 @@ ChannelMixerType pkm_mixer_type() {
   return mixer_type<PKMImpl, PKMOptions>(
       "pkm", "PKM (Lample et al. 2019, Large Memory Layers with Product Keys): a product-key memory of values.", rows,
       [](const MixerContext& c) { return PKMOptions(c.dim); },
-      [](PKMOptions& o, const nlohmann::json&, const MixerContext&) {
-        if (o.half_topk() == 0) o.half_topk(o.topk());
-      },
+      product_key_finish<PKMOptions>,
       [](const PKMOptions& o) { return product_key_check(o, o.num_slots()); });
 }
 
-PKMImpl::PKMImpl(const PKMOptions& options_) : options(options_), stats_(options_.num_slots()) { reset(); }
+PKMImpl::PKMImpl(const PKMOptions& options_) : options(options_) { reset(); }
 
 void PKMImpl::reset() {
   stats_ = RoutingStats(options.num_slots());  // a clone collects its own statistics

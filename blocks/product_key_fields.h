@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "blocks/channel_mixer.h"
 #include "blocks/option_fields.h"
 
 namespace trecvit {
@@ -21,6 +22,12 @@ std::vector<Field<O>> product_key_fields() {
                         Check::one_of({"batch", "layer", "none"})),
       TRECVIT_ARG_FIELD(O, chunk_tokens, "tokens per sub-key scoring chunk (0: automatic)", Check::at_least(0)),
   };
+}
+
+// half_topk 0 means "topk": resolved explicitly so configs and reports show the value in force.
+template <class O>
+void product_key_finish(O& o, const nlohmann::json&, const MixerContext&) {
+  if (o.half_topk() == 0) o.half_topk(o.topk());
 }
 
 // {field, reason} of the first violated relation of N = num_keys product keys ({} when none).

@@ -29,7 +29,7 @@ ChannelMixerType sigma_moe_mixer_type() {
       });
 }
 
-SigmaMoEImpl::SigmaMoEImpl(const SigmaMoEOptions& options_) : options(options_), stats_(options_.num_experts()) {
+SigmaMoEImpl::SigmaMoEImpl(const SigmaMoEOptions& options_) : options(options_) {
   reset();
 }
 
