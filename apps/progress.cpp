@@ -19,7 +19,7 @@ extern "C" void on_stop_signal(int sig) {
 
 std::string top_line(const nlohmann::json& top) {
   std::string line;
-  for (auto& t : top) line += fmt::format("  {:>5.1f}% {}", 100 * t["p"].get<double>(), t["name"].get<std::string>());
+  for (auto& t : top) line += fmt::format("  {:>5.1f}% {}", 100 * t["prob"].get<double>(), t["label"].get<std::string>());
   return line;
 }
 
@@ -54,8 +54,17 @@ void print_text(const Event& e) {
       fmt::print(stderr, "{}: {}\n", e.job, f["message"].get<std::string>());
       break;
     case EventKind::kFrame:
-      fmt::print("frame {:>2}:{}\n", f["frame"].get<int64_t>(), top_line(f["top"]));
+      fmt::print("frame {:>2}:{}\n", f["index"].get<int64_t>(), top_line(f["topk"]));
       break;
+    case EventKind::kStatus: {
+      const auto& top = f["top"];
+      fmt::print("{}: frame {} {:.1f} fps latency p50/p95 {:.0f}/{:.0f} ms dropped {}{}{}\n", f["source"].get<std::string>(),
+                 f["frames"].get<int64_t>(), f["fps"].get<double>(), f["latency_p50_ms"].get<double>(),
+                 f["latency_p95_ms"].get<double>(), f["dropped"].get<int64_t>(),
+                 top.is_null() ? std::string() : fmt::format("  {:.1f}% {}", 100 * top["prob"].get<double>(), top["label"].get<std::string>()),
+                 f["state"] == "running" ? std::string() : " [" + f["state"].get<std::string>() + "]");
+      break;
+    }
   }
   std::fflush(stdout);  // progress reaches a pipe or log file as it happens
 }

@@ -107,9 +107,9 @@ DemoResult run_demo(const DemoJob& job, const ProgressSink& progress, const Canc
     nlohmann::json top = nlohmann::json::array();
     for (int k = 0; k < 3; ++k) {
       const int64_t c = idx[k].item<int64_t>();
-      top.push_back({{"class", c}, {"name", split.class_names[c]}, {"p", p[k].item<double>()}});
+      top.push_back({{"class", c}, {"label", split.class_names[c]}, {"prob", p[k].item<double>()}});
     }
-    report(EventKind::kFrame, {{"frame", t}, {"top", top}});
+    report(EventKind::kFrame, {{"index", t}, {"topk", top}});
   }
   std::ofstream(job.out_dir + "/demo.json") << result.to_json().dump(2) << "\n";
   return result;

@@ -6,4 +6,5 @@
 #include "jobs/demo_job.h"
 #include "jobs/eval_job.h"
 #include "jobs/progress.h"
+#include "jobs/stream_job.h"
 #include "jobs/train_job.h"

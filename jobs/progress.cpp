@@ -14,6 +14,7 @@ const char* event_kind_name(EventKind kind) {
     case EventKind::kItem: return "item";
     case EventKind::kProblem: return "problem";
     case EventKind::kFrame: return "frame";
+    case EventKind::kStatus: return "status";
   }
   return "unknown";
 }

@@ -17,14 +17,15 @@ enum class EventKind {
   kEval,     // an evaluation finished: {"split", "count", "top1", "top5", "views", "skipped", "missing"}
   kItem,     // one of many items is done: {"done", "total", "rate", "eta_s"[, "path"]}
   kProblem,  // bad input, counted and survived: {"message"[, "path", "reason"]}
-  kFrame,    // a streamed frame's prediction: {"frame", "top": [{"class", "name", "p"}]}
+  kFrame,    // a streamed frame's prediction: {"index", "topk": [{"class", "label", "prob"}], ...} (stream: see stream_job.h)
+  kStatus,   // a live source's health: {"source", "frames", "fps", "latency_p50_ms", "latency_p95_ms", "dropped", "reconnects", "state", "top"}
 };
 
 const char* event_kind_name(EventKind kind);
 
 struct Event {
   EventKind kind;
-  std::string job;        // "train", "eval", "data inspect", "data prepare", "data generate", "demo"
+  std::string job;        // "train", "eval", "data inspect", "data prepare", "data generate", "demo", "stream"
   nlohmann::json fields;  // kind-specific, listed above
   nlohmann::json to_json() const;  // {"event": kind, "job": job, ...fields}
 };

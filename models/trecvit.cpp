@@ -111,13 +111,17 @@ void TRecViTImpl::reset_stream(StreamState& s, int64_t b) const {
   s.z_sum[b].zero_();
 }
 
-torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
+torch::Tensor TRecViTImpl::encode_stream(StreamState& s, const torch::Tensor& frames) {
   TORCH_CHECK(frames.dim() == 5 && frames.size(0) == s.batch(), "step: frames must be [", s.batch(),
               ", t, H, W, 3], got ", frames.sizes());
-  const int64_t t = frames.size(1);
   // A stream that has seen no frame starts its sequence here (first-frame rule).
   auto reset_rows = (s.frames_seen == 0).repeat_interleave(config_.num_tokens());
-  auto z = encode(tokenize(frames), &s, reset_rows);              // [B, t, rep]
+  return encode(tokenize(frames), &s, reset_rows);  // [B, t, rep]
+}
+
+torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
+  auto z = encode_stream(s, frames);
+  const int64_t t = frames.size(1);
   torch::Tensor logits;
   if (config_.readout == "last") {
     logits = readout(z);
@@ -129,6 +133,36 @@ torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
   s.z_sum += z.sum(1).detach();
   s.frames_seen += t;
   return logits;
+}
+
+torch::Tensor TRecViTImpl::advance(StreamState& s, const torch::Tensor& frames, const torch::Tensor& streams) {
+  const bool all = !streams.defined() ||
+                   (streams.numel() == s.batch() && streams.equal(torch::arange(s.batch(), streams.options())));
+  if (all) {
+    auto z = encode_stream(s, frames);
+    s.z_sum += z.sum(1).detach();
+    s.frames_seen += frames.size(1);
+    return z;
+  }
+  TORCH_CHECK(streams.dim() == 1 && streams.scalar_type() == torch::kLong, "advance: streams must be int64 [b]");
+  TORCH_CHECK(streams.numel() == 0 || (streams.min().item<int64_t>() >= 0 && streams.max().item<int64_t>() < s.batch()),
+              "advance: a stream index is outside [0, ", s.batch(), ")");
+  TORCH_CHECK(std::get<0>(at::_unique(streams)).numel() == streams.numel(), "advance: streams must be distinct");
+  // Gather the listed streams' rows, advance them as one batch, scatter them back.
+  const int64_t n = config_.num_tokens();
+  auto rows = (streams.unsqueeze(1) * n + torch::arange(n, streams.options()).unsqueeze(0)).flatten();
+  StreamState sub;
+  for (auto& l : s.layers) sub.layers.push_back({l.h.index_select(0, rows), l.conv_tail.index_select(0, rows)});
+  sub.frames_seen = s.frames_seen.index_select(0, streams);
+  sub.z_sum = s.z_sum.index_select(0, streams);
+  auto z = encode_stream(sub, frames);
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    s.layers[i].h.index_copy_(0, rows, sub.layers[i].h);
+    s.layers[i].conv_tail.index_copy_(0, rows, sub.layers[i].conv_tail);
+  }
+  s.z_sum.index_copy_(0, streams, sub.z_sum + z.sum(1).detach());
+  s.frames_seen.index_copy_(0, streams, sub.frames_seen + frames.size(1));
+  return z;
 }
 
 torch::Tensor TRecViTImpl::aux_loss() {

@@ -44,6 +44,13 @@ class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {
   StreamState init_stream(int64_t batch);
   torch::Tensor step(StreamState& state, const torch::Tensor& frames);
   void reset_stream(StreamState& state, int64_t stream) const;
+  // Advances only the listed streams (int64 [b], distinct, any order; undefined: all, in order)
+  // by frames [b, t, H, W, 3]; every other stream's state is untouched. Returns the frame
+  // representations z_t [b, t, rep_size]; the state's running sum and count include them, so
+  // head(z_sum / frames_seen) is the mean readout and head(z_t) the last-frame one.
+  torch::Tensor advance(StreamState& state, const torch::Tensor& frames, const torch::Tensor& streams = {});
+  // cls_head: logits from a clip or frame representation (affine, so it commutes with means).
+  torch::Tensor head(const torch::Tensor& z) { return readout(z); }
 
   // Patch tokens with CLS in the token-major layout [B, N+1, T, D].
   torch::Tensor tokenize(const torch::Tensor& frames);
@@ -69,6 +76,7 @@ class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {
 
  private:
   torch::Tensor encode(torch::Tensor x, StreamState* state, const torch::Tensor& reset_rows);
+  torch::Tensor encode_stream(StreamState& state, const torch::Tensor& frames);  // z; sum, count unchanged
   torch::Tensor readout(const torch::Tensor& z_cumsum_mean_or_last);
   TRecViTConfig config_;
 };

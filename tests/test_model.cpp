@@ -92,6 +92,51 @@ TEST(TRecViT, PerStreamResetRestartsOnlyThatStream) {
   EXPECT_THROW(model->reset_stream(state, 2), c10::Error);
 }
 
+TEST(TRecViT, AdvancingSomeStreamsEqualsEachStreamAlone) {
+  torch::manual_seed(4);
+  TRecViT model(tiny_config());
+  model->eval();
+  torch::NoGradGuard ng;
+  const auto& c = model->config();
+  const int64_t S = 3, T = 6;
+  auto clips = torch::randint(0, 256, {S, T, c.image_height, c.image_width, 3}, torch::kByte);
+  // Alone: each stream stepped by itself, one frame at a time.
+  std::vector<torch::Tensor> alone;
+  for (int64_t s = 0; s < S; ++s) {
+    auto st = model->init_stream(1);
+    std::vector<torch::Tensor> rows;
+    for (int64_t t = 0; t < T; ++t) rows.push_back(model->step(st, clips.narrow(0, s, 1).narrow(1, t, 1))[0][0]);
+    alone.push_back(torch::stack(rows));
+  }
+  // Together: irregular subsets in changing order, as frames arrive from sources at different rates.
+  auto st = model->init_stream(S);
+  std::vector<int64_t> next(S, 0);
+  const std::vector<std::vector<int64_t>> arrivals = {{0, 1, 2}, {2}, {1, 0}, {2, 0}, {0}, {0, 1, 2}, {1, 2},
+                                                      {0, 1}, {2, 1}, {1}, {0, 2}, {2}, {1}};
+  for (const auto& who : arrivals) {
+    std::vector<int64_t> live;
+    for (int64_t s : who)
+      if (next[s] < T) live.push_back(s);
+    if (live.empty()) continue;
+    auto idx = torch::tensor(live, torch::kLong);
+    std::vector<torch::Tensor> frames;
+    for (int64_t s : live) frames.push_back(clips[s].narrow(0, next[s], 1));
+    auto before = st.z_sum.clone();
+    auto z = model->advance(st, torch::stack(frames), idx);
+    ASSERT_EQ(z.sizes(), (std::vector<int64_t>{static_cast<int64_t>(live.size()), 1, c.rep_size}));
+    for (size_t r = 0; r < live.size(); ++r) {
+      const int64_t s = live[r];
+      auto mean = model->head(st.z_sum[s] / st.frames_seen[s].item<double>());
+      EXPECT_LT(max_abs_diff(mean, alone[s][next[s]]), 1e-5) << "stream " << s << " frame " << next[s];
+      ++next[s];
+    }
+    for (int64_t s = 0; s < S; ++s)
+      if (std::find(live.begin(), live.end(), s) == live.end()) EXPECT_TRUE(st.z_sum[s].equal(before[s])) << "untouched " << s;
+  }
+  for (int64_t s = 0; s < S; ++s) EXPECT_EQ(next[s], T);
+  EXPECT_THROW(model->advance(st, clips.narrow(1, 0, 1).narrow(0, 0, 2), torch::tensor({1, 1}, torch::kLong)), c10::Error);
+}
+
 TEST(TRecViT, FiniteDifferenceGradientsInDouble) {
   auto c = tiny_config();
   c.depth = 1;

@@ -4,45 +4,73 @@
 
 #include <algorithm>
 #include <cstring>
-#include <opencv2/imgproc.hpp>
-#include <opencv2/videoio.hpp>
 
+#include "video_io/capture_source.h"
 #include "video_io/error.h"
 
 namespace trecvit::video {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+constexpr int64_t kSimdSlack = 64;  // swscale may write a little past the last row
+
 bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+void check_scheme(const std::string& source) {
+  const std::string scheme = source.substr(0, source.find("://"));
+  const auto known = ffmpeg_input_protocols();
+  if (std::find(known.begin(), known.end(), scheme) != known.end()) return;
+  std::string list;
+  for (const auto& p : known) list += (list.empty() ? "" : ", ") + p;
+  throw VideoError(ErrorKind::kBadRequest, source, "unknown source scheme '" + scheme + "' (this FFmpeg reads: " + list + ")");
 }
 
 }  // namespace
 
-Capture::Capture(const std::string& source, const CaptureOptions& options)
-    : source_(source), options_(options), frame_(new cv::Mat), rgb_(new cv::Mat), slot_(new cv::Mat) {
+uint64_t FrameSignal::count() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return count_;
+}
+
+void FrameSignal::notify() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++count_;
+  }
+  cv_.notify_all();
+}
+
+uint64_t FrameSignal::wait(uint64_t seen, Clock::duration timeout) const {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait_for(lk, timeout, [&] { return count_ != seen; });
+  return count_;
+}
+
+Capture::Capture(const std::string& source, const CaptureOptions& options) : source_(source), options_(options) {
   if (all_digits(source)) {
     kind_ = Kind::kCamera;
-    camera_index_ = std::stoi(source);
+    src_ = make_camera_source(source, std::stoi(source), options_);
   } else if (source.rfind("/dev/video", 0) == 0) {
     kind_ = Kind::kCamera;
+    src_ = make_camera_source(source, -1, options_);
   } else if (source.find("://") != std::string::npos) {
     kind_ = Kind::kStream;
+    check_scheme(source);
+    src_ = make_ffmpeg_source(source, options_, stop_flag_);
   } else {
     kind_ = Kind::kFile;
-    struct stat st;
-    if (::stat(source.c_str(), &st) != 0) throw VideoError(ErrorKind::kMissingFile, source, "no such file");
+    src_ = make_ffmpeg_source(source, options_, stop_flag_);
   }
-  if (!open_source()) {
-    if (kind_ == Kind::kFile) throw VideoError(ErrorKind::kNotAVideo, source, "OpenCV (FFmpeg back end) cannot open it");
+  if (kind_ != Kind::kFile && options_.wait_for_consumer)
+    throw VideoError(ErrorKind::kBadRequest, source, "only files can wait for the consumer; a live source cannot be paused");
+  if (!open_source()) {  // a missing or broken file throws at once, never reconnects
     if (!reconnect()) throw VideoError(ErrorKind::kSourceLost, source, failure_);
     reconnects_ = 0;  // attempts to open are not reconnections
   }
-  start_ = std::chrono::steady_clock::now();
+  start_ = Clock::now();
   thread_ = std::thread(&Capture::grab_loop, this);
 }
 
@@ -53,132 +81,217 @@ void Capture::stop() {
     std::lock_guard<std::mutex> lk(mu_);
     stopping_ = true;
   }
+  stop_flag_ = true;
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  cap_.reset();
+  src_.reset();
 }
 
 bool Capture::open_source() {
-  cap_ = std::make_unique<cv::VideoCapture>();
-  bool ok = false;
   try {
-    if (kind_ == Kind::kCamera) {
-      ok = camera_index_ >= 0 ? cap_->open(camera_index_, cv::CAP_ANY) : cap_->open(source_, cv::CAP_V4L2);
-      if (ok) {
-        cap_->set(cv::CAP_PROP_BUFFERSIZE, 1);  // V4L2: hand out the newest frame, not a queued one
-        if (options_.width > 0) cap_->set(cv::CAP_PROP_FRAME_WIDTH, options_.width);
-        if (options_.height > 0) cap_->set(cv::CAP_PROP_FRAME_HEIGHT, options_.height);
-        if (options_.fps > 0) cap_->set(cv::CAP_PROP_FPS, options_.fps);
-      }
-    } else {
-      const int ms = static_cast<int>(options_.io_timeout.count());
-      ok = cap_->open(source_, cv::CAP_FFMPEG, {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv::CAP_PROP_READ_TIMEOUT_MSEC, ms});
+    src_->open();
+    // The first frame fixes the displayed size: cameras report theirs unreliably.
+    const AVFrame* first = src_->read();
+    if (!first) throw VideoError(ErrorKind::kCorruptData, source_, "no frame could be decoded (" + src_->problem() + ")");
+    const int rot = src_->rotation();
+    const bool swap = rot == 90 || rot == 270;
+    width_ = swap ? first->height : first->width;
+    height_ = swap ? first->width : first->height;
+    fps_ = src_->fps();
+    const Geometry g = plan_geometry(width_, height_, rot, options_.size, source_);
+    const Geometry d = options_.display_enabled ? plan_geometry(width_, height_, rot, options_.display, source_) : Geometry{};
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      geometry_ = g;
+      display_geometry_ = d;
     }
-  } catch (const cv::Exception& e) {
+    pending_ = first;
+    return true;
+  } catch (const VideoError& e) {
+    if (kind_ == Kind::kFile) throw;
     failure_ = e.what();
-    ok = false;
-  }
-  if (!ok || !cap_->isOpened()) {
-    cap_.reset();
+    src_->close();
     return false;
   }
-  fps_ = cap_->get(cv::CAP_PROP_FPS);
-  width_ = static_cast<int>(cap_->get(cv::CAP_PROP_FRAME_WIDTH));
-  height_ = static_cast<int>(cap_->get(cv::CAP_PROP_FRAME_HEIGHT));
-  return true;
 }
 
-bool Capture::sleep_for(std::chrono::steady_clock::duration d) {
+bool Capture::sleep_for(Clock::duration d) {
   std::unique_lock<std::mutex> lk(mu_);
   return !cv_.wait_for(lk, d, [this] { return stopping_; });
 }
 
 bool Capture::reconnect() {
   auto wait = options_.backoff;
+  std::string last;
   for (int attempt = 1; attempt <= options_.max_reconnects; ++attempt) {
-    cap_.reset();
+    src_->close();
     if (!sleep_for(wait)) return false;
     if (open_source()) {
       ++reconnects_;
       return true;
     }
+    last = failure_;
     wait = std::min(wait * 2, options_.max_backoff);
   }
   failure_ = "cannot be opened; gave up after " + std::to_string(options_.max_reconnects) +
-             " reconnect attempts with backoff from " + std::to_string(options_.backoff.count()) + " ms";
+             " reconnect attempts with backoff from " + std::to_string(options_.backoff.count()) + " ms" +
+             (last.empty() ? "" : " (last: " + last + ")");
   return false;
 }
 
+bool Capture::pace(double source_seconds, int64_t played, Clock::time_point start, double* first) {
+  // Keep the file's own clock (its timestamps; frame count / fps when it has none).
+  if (*first < 0 && source_seconds >= 0) *first = source_seconds;
+  double at = source_seconds >= 0 ? source_seconds - *first : -1;
+  if (!(at >= 0) || (played > 0 && at == 0)) at = fps_ > 0 ? played / fps_ : 0;
+  const auto due = start + std::chrono::microseconds(static_cast<int64_t>(at * 1e6));
+  const auto now = Clock::now();
+  return due <= now || sleep_for(due - now);
+}
+
+void Capture::notify_locked() {
+  cv_.notify_all();
+  if (options_.signal) options_.signal->notify();
+}
+
+void Capture::publish(double source_time, Clock::time_point grabbed_at) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (options_.wait_for_consumer) {
+    cv_.wait(lk, [this] { return !fresh_ || stopping_; });
+    if (stopping_) return;
+  }
+  if (fresh_) ++dropped_;  // the consumer never saw the previous one
+  std::swap(back_, slot_);
+  std::swap(back_display_, slot_display_);
+  slot_geometry_ = geometry_;
+  slot_display_geometry_ = display_geometry_;
+  slot_sequence_ = grabbed_++;
+  slot_grabbed_at_ = grabbed_at;
+  slot_source_time_ = source_time;
+  slot_reconnects_ = reconnects_;
+  fresh_ = true;
+  notify_locked();
+}
+
 void Capture::grab_loop() {
-  auto play_start = std::chrono::steady_clock::now();
-  double first_ms = -1;
+  auto play_start = Clock::now();
+  double first = -1;
   int64_t played = 0;
-  while (true) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (stopping_) return;
-    }
-    bool ok = false;
+  while (!stop_flag_) {
+    const AVFrame* f = pending_;  // the frame open_source() decoded to learn the size
+    pending_ = nullptr;
+    std::string problem;
     try {
-      ok = cap_ && cap_->read(*frame_) && !frame_->empty();
-    } catch (const cv::Exception& e) {
-      failure_ = e.what();
+      if (!f) f = src_->read();
+    } catch (const std::exception& e) {
+      f = nullptr;
+      problem = e.what();
     }
-    if (!ok) {
-      if (kind_ == Kind::kFile && options_.loop && played > 0 && open_source()) {
-        play_start = std::chrono::steady_clock::now();
-        first_ms = -1;
+    if (!f) {
+      if (stop_flag_) return;
+      if (kind_ == Kind::kFile && options_.loop && played > 0) {
+        try {
+          src_->open();
+          play_start = Clock::now();
+          first = -1;
+          played = 0;
+          continue;
+        } catch (const VideoError& e) {
+          problem = e.what();
+        }
+      }
+      if (problem.empty()) problem = src_->problem();
+      const bool gone = kind_ == Kind::kFile || !reconnect();
+      if (!gone) {
+        first = -1;
         played = 0;
+        play_start = Clock::now();
         continue;
       }
-      const bool gone = kind_ == Kind::kFile || !reconnect();
-      if (!gone) continue;
       std::lock_guard<std::mutex> lk(mu_);
-      if (kind_ == Kind::kFile) ended_ = true; else if (!stopping_) failed_ = true;
-      cv_.notify_all();
+      if (kind_ == Kind::kFile) {
+        ended_ = true;
+      } else if (!stopping_) {
+        failed_ = true;
+        if (failure_.empty()) failure_ = problem;
+      }
+      notify_locked();
       return;
     }
-    const double source_ms = cap_->get(cv::CAP_PROP_POS_MSEC);
-    if (kind_ == Kind::kFile && options_.realtime) {
-      // Keep the file's own clock (its timestamps; frame count / fps when it has none).
-      if (first_ms < 0) first_ms = source_ms;
-      double at_ms = source_ms - first_ms;
-      if (!(at_ms >= 0) || (played > 0 && at_ms == 0)) at_ms = fps_ > 0 ? played * 1000.0 / fps_ : 0;
-      auto due = play_start + std::chrono::microseconds(static_cast<int64_t>(at_ms * 1000));
-      if (due > std::chrono::steady_clock::now() && !sleep_for(due - std::chrono::steady_clock::now())) return;
-    }
+    const double st = src_->seconds(f);
+    if (kind_ == Kind::kFile && options_.realtime && !pace(st, played, play_start, &first)) return;
+    const auto grabbed_at = Clock::now();  // a paced file's frame arrives when it is due, like a camera's
     ++played;
-    const int ch = frame_->channels();
-    cv::cvtColor(*frame_, *rgb_, ch == 1 ? cv::COLOR_GRAY2RGB : ch == 4 ? cv::COLOR_BGRA2RGB : cv::COLOR_BGR2RGB);
-    const int64_t seq = grabbed_++;
-    std::lock_guard<std::mutex> lk(mu_);
-    if (fresh_) ++dropped_;  // the consumer never saw the previous one
-    cv::swap(*slot_, *rgb_);
-    slot_sequence_ = seq;
-    slot_time_ = seconds_since(start_);
-    slot_source_time_ = source_ms >= 0 ? source_ms / 1000.0 : -1;
-    fresh_ = true;
-    cv_.notify_all();
+    // Sized once; again only when a reconnected source changed its frame size.
+    if (back_.size() < static_cast<size_t>(geometry_.frame_bytes() + kSimdSlack)) back_.resize(geometry_.frame_bytes() + kSimdSlack);
+    if (back_display_.size() < static_cast<size_t>(display_geometry_.frame_bytes() + kSimdSlack))
+      back_display_.resize(display_geometry_.frame_bytes() + kSimdSlack);
+    try {
+      converter_.convert(f, geometry_, back_.data());
+      if (options_.display_enabled) display_converter_.convert(f, display_geometry_, back_display_.data());
+    } catch (const VideoError& e) {
+      std::lock_guard<std::mutex> lk(mu_);
+      failed_ = true;
+      failure_ = e.what();
+      notify_locked();
+      return;
+    }
+    publish(st, grabbed_at);
   }
+}
+
+bool Capture::take(uint8_t* rgb, CapturedFrame* meta) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return take_locked(rgb, meta);
+}
+
+bool Capture::take_locked(uint8_t* rgb, CapturedFrame* meta) {
+  if (!fresh_) return false;
+  if (rgb) std::memcpy(rgb, slot_.data(), slot_geometry_.frame_bytes());
+  if (options_.display_enabled) {
+    const auto& g = slot_display_geometry_;
+    meta->display = torch::empty({g.out_h, g.out_w, 3}, torch::kByte);
+    std::memcpy(meta->display.data_ptr<uint8_t>(), slot_display_.data(), g.frame_bytes());
+  }
+  meta->sequence = slot_sequence_;
+  meta->grabbed_at = slot_grabbed_at_;
+  meta->timestamp = std::chrono::duration<double>(slot_grabbed_at_ - start_).count();
+  meta->source_time = slot_source_time_;
+  meta->dropped = dropped_;
+  meta->reconnects = slot_reconnects_;
+  fresh_ = false;
+  cv_.notify_all();  // a grab thread waiting for the consumer may go on
+  return true;
 }
 
 std::optional<CapturedFrame> Capture::next(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lk(mu_);
   cv_.wait_for(lk, timeout, [this] { return fresh_ || ended_ || failed_ || stopping_; });
-  if (fresh_) {
-    CapturedFrame f;
-    f.rgb = torch::empty({slot_->rows, slot_->cols, 3}, torch::kByte);
-    for (int y = 0; y < slot_->rows; ++y)
-      std::memcpy(f.rgb.data_ptr<uint8_t>() + static_cast<int64_t>(y) * slot_->cols * 3, slot_->ptr(y), slot_->cols * 3);
-    f.sequence = slot_sequence_;
-    f.timestamp = slot_time_;
-    f.source_time = slot_source_time_;
-    f.dropped = dropped_;
-    fresh_ = false;
-    return f;
+  if (!fresh_) {
+    if (failed_) throw VideoError(ErrorKind::kSourceLost, source_, failure_);
+    return std::nullopt;
   }
-  if (failed_) throw VideoError(ErrorKind::kSourceLost, source_, failure_);
-  return std::nullopt;
+  CapturedFrame f;
+  f.rgb = torch::empty({slot_geometry_.out_h, slot_geometry_.out_w, 3}, torch::kByte);
+  take_locked(f.rgb.data_ptr<uint8_t>(), &f);
+  return f;
+}
+
+Capture::State Capture::state() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (fresh_) return State::kRunning;
+  if (failed_) return State::kLost;
+  return ended_ ? State::kEnded : State::kRunning;
+}
+
+std::string Capture::problem() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return failed_ ? failure_ : std::string();
+}
+
+Geometry Capture::geometry() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return geometry_;
 }
 
 bool Capture::ended() const {

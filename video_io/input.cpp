@@ -32,13 +32,22 @@ void check_local_file(const std::string& path) {
 
 Input::~Input() = default;
 
-std::unique_ptr<Input> Input::open(const std::string& path_or_url) {
+std::unique_ptr<Input> Input::open(const std::string& path_or_url, const InputOptions& options) {
   std::unique_ptr<Input> in(new Input());
   in->source_ = path_or_url;
   in->local_file_ = !looks_like_url(path_or_url);
   if (in->local_file_) check_local_file(path_or_url);
-  AVFormatContext* raw = nullptr;
-  const int r = avformat_open_input(&raw, path_or_url.c_str(), nullptr, nullptr);
+  AVFormatContext* raw = avformat_alloc_context();
+  if (!raw) throw std::bad_alloc();
+  if (options.interrupt) {
+    in->interrupt_ = options.interrupt;
+    raw->interrupt_callback.callback = [](void* opaque) -> int { return (*static_cast<std::function<bool()>*>(opaque))() ? 1 : 0; };
+    raw->interrupt_callback.opaque = &in->interrupt_;
+  }
+  AVDictionary* dict = nullptr;
+  for (const auto& [k, v] : options.format_options) av_dict_set(&dict, k.c_str(), v.c_str(), 0);
+  const int r = avformat_open_input(&raw, path_or_url.c_str(), nullptr, &dict);
+  av_dict_free(&dict);
   in->fmt_.reset(raw);  // null on failure: FFmpeg freed it
   in->finish_open(r);
   return in;
@@ -91,6 +100,9 @@ std::unique_ptr<Input> Input::open_memory(Bytes data, const std::string& name) {
 void Input::finish_open(int r) {
   if (r < 0) {
     if (r == AVERROR(ENOENT)) throw VideoError(ErrorKind::kMissingFile, source_, "cannot open", av_error_text(r));
+    if (r == AVERROR_EXIT) throw VideoError(ErrorKind::kSourceLost, source_, "opening was interrupted (timeout or stop)");
+    if (!local_file_ && !memory_ && r != AVERROR_INVALIDDATA)
+      throw VideoError(ErrorKind::kSourceLost, source_, "cannot be opened", av_error_text(r));
     throw VideoError(ErrorKind::kNotAVideo, source_, "not a container FFmpeg can read", av_error_text(r));
   }
   r = avformat_find_stream_info(fmt_.get(), nullptr);

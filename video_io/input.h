@@ -2,6 +2,7 @@
 // An opened container (file, URL or in-memory buffer) and its chosen video stream. Opening
 // classifies every failure into a typed VideoError naming the source.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,10 +13,17 @@ namespace trecvit::video {
 
 using Bytes = std::shared_ptr<const std::vector<uint8_t>>;
 
+// For live sources: FFmpeg polls `interrupt` inside every blocking open and read, and gives up
+// with AVERROR_EXIT when it returns true (a stop request, a deadline passed).
+struct InputOptions {
+  std::function<bool()> interrupt;
+  std::vector<std::pair<std::string, std::string>> format_options;  // avformat_open_input options
+};
+
 class Input {
  public:
   // A local path or any URL FFmpeg understands.
-  static std::unique_ptr<Input> open(const std::string& path_or_url);
+  static std::unique_ptr<Input> open(const std::string& path_or_url, const InputOptions& options = {});
   // A buffer held (not copied) for the Input's lifetime; `name` is used in errors.
   static std::unique_ptr<Input> open_memory(Bytes data, const std::string& name = "<memory>");
   ~Input();
@@ -42,6 +50,7 @@ class Input {
     int64_t pos = 0;
   };
   // Declaration order is destruction order reversed: the format context goes first.
+  std::function<bool()> interrupt_;  // FFmpeg may poll it while closing
   std::unique_ptr<Memory> memory_;
   AvioPtr avio_;
   FormatPtr fmt_;

@@ -1,0 +1,85 @@
+#include "jobs/labels.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+namespace trecvit {
+namespace {
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error("labels " + path + ": " + what);
+}
+
+std::vector<std::string> from_json(const std::string& path, const nlohmann::json& j) {
+  std::vector<std::string> names;
+  if (j.is_array()) {
+    for (const auto& v : j) {
+      if (!v.is_string()) fail(path, "a JSON list of labels must hold strings, found " + std::string(v.type_name()));
+      names.push_back(v.get<std::string>());
+    }
+    return names;
+  }
+  if (!j.is_object()) fail(path, "expected a JSON list of names or an object {\"name\": index}");
+  names.assign(j.size(), "");
+  std::vector<bool> seen(j.size(), false);
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    int64_t idx = -1;
+    if (it->is_number_integer()) idx = it->get<int64_t>();
+    else if (it->is_string()) {
+      const std::string s = it->get<std::string>();
+      size_t used = 0;
+      try {
+        idx = std::stoll(s, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != s.size() || s.empty()) fail(path, "label \"" + it.key() + "\" has index \"" + s + "\", not an integer");
+    } else {
+      fail(path, "label \"" + it.key() + "\" must map to an integer index");
+    }
+    if (idx < 0 || idx >= static_cast<int64_t>(j.size()))
+      fail(path, "label \"" + it.key() + "\" has index " + std::to_string(idx) + ", outside [0, " + std::to_string(j.size()) + ")");
+    if (seen[idx]) fail(path, "index " + std::to_string(idx) + " is given to two labels");
+    seen[idx] = true;
+    names[idx] = it.key();
+  }
+  return names;
+}
+
+}  // namespace
+
+std::vector<std::string> load_class_names(const std::string& path, int64_t num_classes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot be opened");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail(path, "cannot be read (a directory?)");
+  const std::string text = ss.str();
+  std::vector<std::string> names;
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded()) fail(path, "starts like JSON but is not valid JSON");
+    names = from_json(path, j);
+  } else {
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) names.push_back(line);
+    }
+  }
+  if (static_cast<int64_t>(names.size()) != num_classes)
+    fail(path, std::to_string(names.size()) + " names, but the model has " + std::to_string(num_classes) + " classes");
+  return names;
+}
+
+std::vector<std::string> default_class_names(int64_t num_classes) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < num_classes; ++i) names.push_back("class " + std::to_string(i));
+  return names;
+}
+
+}  // namespace trecvit
