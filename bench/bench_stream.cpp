@@ -8,6 +8,7 @@
 
 #include "bench/common.h"
 #include "bench/harness.h"
+#include "bench/stream_parts.h"
 #include "models/accounting.h"
 
 namespace trecvit::bench {
@@ -18,7 +19,9 @@ double median_of(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-std::vector<int64_t> parse_list(const std::string& s) {
+}  // namespace
+
+std::vector<int64_t> parse_int_list(const std::string& s) {
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string tok;
@@ -26,15 +29,13 @@ std::vector<int64_t> parse_list(const std::string& s) {
   return out;
 }
 
-}  // namespace
-
-nlohmann::json bench_stream(const Args& args) {
+nlohmann::json stream_history(const Args& args) {
   const auto cfg = bench_config(args.get("config", args.quick ? "tiny" : "small"),
                                 std::stoll(args.get("size", args.quick ? "32" : "112")));
   const int64_t frames = std::stoll(args.get("frames", args.quick ? "30" : "1000"));
-  const auto batches = parse_list(args.get("batches", args.quick ? "1,2" : "1,8"));
-  const auto marks = parse_list(args.get("marks", args.quick ? "1,10,30" : "1,100,1000"));
-  const auto offline_hist = parse_list(args.get("offline", args.quick ? "1,4,16" : "1,10,100"));
+  const auto batches = parse_int_list(args.get("batches", args.quick ? "1,2" : "1,8"));
+  const auto marks = parse_int_list(args.get("marks", args.quick ? "1,10,30" : "1,100,1000"));
+  const auto offline_hist = parse_int_list(args.get("offline", args.quick ? "1,4,16" : "1,10,100"));
   torch::manual_seed(0);
   TRecViT model(cfg);
   model->eval();
@@ -88,7 +89,20 @@ nlohmann::json bench_stream(const Args& args) {
                    {"gemm_gflops", gemm / 1e9},
                    {"offline_rerun_seconds", offline}});
   }
-  return {{"benchmark", "stream"}, {"config", cfg.name}, {"image_size", cfg.image_height}, {"results", out}};
+  return {{"config", cfg.name}, {"image_size", cfg.image_height}, {"results", out}};
+}
+
+nlohmann::json bench_stream(const Args& args) {
+  nlohmann::json out = {{"benchmark", "stream"}};
+  std::stringstream parts(args.get("parts", args.quick ? "history,batched" : "batched,live,history"));
+  std::string part;
+  while (std::getline(parts, part, ',')) {
+    if (part == "history") out["history"] = stream_history(args);
+    else if (part == "batched") out["batched"] = stream_batched(args);
+    else if (part == "live") out["live"] = stream_live(args);
+    else throw std::invalid_argument("bench stream: parts: unknown part '" + part + "' (history, batched, live)");
+  }
+  return out;
 }
 
 }  // namespace trecvit::bench

@@ -13,7 +13,7 @@ nlohmann::json bench_loader(const Args& args);
 const std::vector<Benchmark>& all_benchmarks() {
   static const std::vector<Benchmark> table = {
       {"model", "forward / forward+backward throughput vs the machine's GEMM rate at the model's shapes", bench_model},
-      {"stream", "streaming cost per frame at frame 1, 100, 1000 vs re-running the offline forward", bench_stream},
+      {"stream", "streaming: cost per frame as the history grows, N streams in one batched step, live end to end (parts=history,batched,live)", bench_stream},
       {"scan", "fused RG-LRU scan vs the naive loop of tensor ops", bench_scan},
       {"alloc", "a training step with and without the retaining allocator", bench_alloc},
 #ifdef TRECVIT_WITH_VIDEO

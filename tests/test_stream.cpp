@@ -353,3 +353,13 @@ TEST(Stream, BadInputIsAClearError) {
   ASSERT_EQ(run_command(kBin + " stream " + c + good + " --labels " + dir + "/labels.json --as-fast-as-possible --no-drop --topk 1 --jsonl -", &out), 0) << out;
   EXPECT_NE(out.find("\"label\":\""), std::string::npos) << out;
 }
+
+TEST(Stream, LiveBenchmarkQuickRun) {
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " --threads 1 bench stream --quick --repeats 1 --set parts=live --set seconds=2 --json 2>/dev/null", &out), 0)
+      << out;
+  const auto j = nlohmann::json::parse(out)["live"];
+  EXPECT_GT(j["stream"]["frames"].get<int64_t>(), 10) << out;
+  EXPECT_GT(j["rerun"]["frames"].get<int64_t>(), 0) << out;
+  EXPECT_GT(j["fps_ratio"].get<double>(), 0) << out;
+}
