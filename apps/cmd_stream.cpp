@@ -1,6 +1,8 @@
 // stream: live sources -> run_stream -> status lines, JSON lines, a summary.
 #include <fmt/format.h>
 
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -76,10 +78,24 @@ void add_stream_command(CLI::App& app, Global& g) {
     job.step_delay = std::chrono::milliseconds(step_delay_ms);
     std::unique_ptr<StreamWindows> windows;
     if (job.display) windows = std::make_unique<StreamWindows>(job.sources);  // refuses without a display
-    std::ofstream file;
+    // Every output path is checked before anything runs, not after an hour of streaming.
+    std::ofstream file, summary;
     if (!jsonl.empty() && jsonl != "-") {
       file.open(jsonl, std::ios::trunc);
       if (!file) throw std::runtime_error("--jsonl " + jsonl + ": cannot be created");
+    }
+    if (!summary_json.empty()) {
+      summary.open(summary_json, std::ios::trunc);
+      if (!summary) throw std::runtime_error("--summary-json " + summary_json + ": cannot be created");
+    }
+    if (!job.write_video.empty()) {
+      std::string ext = std::filesystem::path(job.write_video).extension().string();
+      for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (ext != ".mp4" && ext != ".m4v" && ext != ".mov" && ext != ".mkv" && ext != ".webm" && ext != ".avi")
+        throw std::runtime_error("--write-video " + job.write_video + ": the extension must be .mp4, .m4v, .mov, .mkv, .webm or .avi");
+      const auto dir = std::filesystem::path(job.write_video).parent_path();
+      if (!dir.empty() && !std::filesystem::is_directory(dir))
+        throw std::runtime_error("--write-video " + job.write_video + ": the folder " + dir.string() + " does not exist");
     }
     const bool to_stdout = jsonl == "-";
     // With JSON lines on stdout, everything else goes to stderr.
@@ -95,6 +111,7 @@ void add_stream_command(CLI::App& app, Global& g) {
             std::fflush(stdout);
           } else {
             file << line << std::flush;
+            if (!file) throw std::runtime_error("--jsonl " + jsonl + ": write failed (disk full?)");
           }
         }
         if (g.log_format == LogFormat::kJson && !to_stdout) printer(e);
@@ -107,9 +124,8 @@ void add_stream_command(CLI::App& app, Global& g) {
     if (windows) show = [&](size_t i, const torch::Tensor& rgb) { windows->show(i, rgb); };
     const auto r = run_stream(job, sink, &install_stop_signals(), show);
     if (!summary_json.empty()) {
-      std::ofstream s(summary_json, std::ios::trunc);
-      s << dump(r.to_json(), 2) << "\n";
-      if (!s) throw std::runtime_error("--summary-json " + summary_json + ": cannot be written");
+      summary << dump(r.to_json(), 2) << "\n" << std::flush;
+      if (!summary) throw std::runtime_error("--summary-json " + summary_json + ": cannot be written");
     }
     if (g.log_format == LogFormat::kText) print_summary(r, to_stdout ? stderr : stdout);
     print_result(g.log_format, "stream", r.to_json());

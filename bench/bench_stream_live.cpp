@@ -149,7 +149,7 @@ nlohmann::json stream_live(const Args& args) {
 }
 #else
 nlohmann::json stream_live(const Args&) {
-  throw std::runtime_error("bench stream: the live part needs the video stack (TRECVIT_WITH_VIDEO)");
+  throw std::runtime_error("bench stream: the live part needs the jobs library (a build with the video stack and datasets)");
 }
 #endif
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -34,6 +36,7 @@ struct Stream {
   std::vector<LabelProb> top;
   std::unique_ptr<video::VideoWriter> writer;
   std::string writer_path;
+  int64_t writer_h = 0, writer_w = 0;
 };
 
 // "out.mp4" for one source; "out.0.mp4", "out.1.mp4", ... for several.
@@ -126,23 +129,33 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
     if (job.no_drop && (src.find("://") != std::string::npos || src.rfind("/dev/", 0) == 0 ||
                         std::all_of(src.begin(), src.end(), [](char c) { return c >= '0' && c <= '9'; })))
       throw std::invalid_argument("--no-drop: " + src + " is a live source; only files can wait for the model");
-  // All at once: N network cameras start in the time of the slowest, not the sum.
+  // All at once: N network cameras start in the time of the slowest, not the sum. The first
+  // failure (or a stop request) makes the others give up at their next timeout poll.
+  std::atomic<bool> abort_open{false};
+  co.cancel = [&abort_open, cancel] { return abort_open.load() || cancelled(cancel); };
   report.stage("opening " + std::to_string(S) + (S > 1 ? " sources" : " source"));
-  std::vector<std::exception_ptr> errors(S);
+  std::exception_ptr first_error;
   {
+    std::mutex mu;
     std::vector<std::thread> openers;
     for (size_t i = 0; i < S; ++i)
       openers.emplace_back([&, i] {
         try {
           streams[i].capture = std::make_unique<video::Capture>(job.sources[i], co);  // throws naming the source
         } catch (...) {
-          errors[i] = std::current_exception();
+          std::lock_guard<std::mutex> lk(mu);
+          if (!first_error && !cancelled(cancel)) first_error = std::current_exception();
+          abort_open = true;
         }
       });
     for (auto& t : openers) t.join();
   }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  if (first_error) std::rethrow_exception(first_error);
+  StreamResult result;
+  if (cancelled(cancel)) {
+    result.stopped = true;
+    return result;
+  }
   for (size_t i = 0; i < S; ++i) streams[i].summary.source = job.sources[i];
   report.stage("streaming " + std::to_string(S) + (S > 1 ? " sources" : " source") + " with " + job.checkpoint + " (" +
                std::to_string(cfg.image_width) + "x" + std::to_string(cfg.image_height) + ", readout " + readout.name() + ")");
@@ -152,7 +165,6 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
   auto state = model->init_stream(static_cast<int64_t>(S));
   torch::Tensor ema = torch::zeros({static_cast<int64_t>(S), cfg.rep_size});
   std::vector<video::CapturedFrame> meta(S);
-  StreamResult result;
   const auto start = Clock::now();
   auto last_status = start;
 
@@ -184,12 +196,16 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
     for (size_t i = 0; i < S; ++i) {
       auto& s = streams[i];
       if (s.done) continue;
-      if (s.capture->take(batch[i].data_ptr<uint8_t>(), &meta[i])) {
+      if (s.capture->take(batch[i].data_ptr<uint8_t>(), H * W * 3, &meta[i])) {
         rows.push_back(static_cast<int64_t>(i));
         continue;
       }
       const auto st = s.capture->state();
-      if (st == video::Capture::State::kEnded) finish(s, "ended");
+      if (st == video::Capture::State::kEnded) {
+        s.summary.problem = s.capture->problem();  // a damaged file ends early: say so
+        if (!s.summary.problem.empty()) report.problem(s.summary.source + ": ended early: " + s.summary.problem);
+        finish(s, "ended");
+      }
       if (st == video::Capture::State::kLost) {
         s.summary.problem = s.capture->problem();
         report.problem(s.summary.source + ": lost: " + s.summary.problem);
@@ -283,8 +299,11 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
             s.writer_path = writer_path(job.write_video, i, S);
             const double fps = s.capture->fps() > 0 ? s.capture->fps() : 25;
             s.writer = std::make_unique<video::VideoWriter>(s.writer_path, fps, even.size(1), even.size(0));
+            s.writer_h = even.size(0);
+            s.writer_w = even.size(1);
           }
-          s.writer->write(even);
+          // A reconnected source may come back at another size: keep the file's.
+          s.writer->write(even.size(0) == s.writer_h && even.size(1) == s.writer_w ? even : resize_rgb(even, s.writer_h, s.writer_w));
         }
         if (display) display(i, annotated);
       }

@@ -66,6 +66,15 @@ void draw_topk(torch::Tensor& rgb, const std::vector<LabelProb>& topk, const std
   }
 }
 
+torch::Tensor resize_rgb(const torch::Tensor& rgb, int64_t height, int64_t width) {
+  auto src = rgb.contiguous();
+  cv::Mat in(static_cast<int>(src.size(0)), static_cast<int>(src.size(1)), CV_8UC3, src.data_ptr<uint8_t>());
+  auto out = torch::empty({height, width, 3}, torch::kByte);
+  cv::Mat dst(static_cast<int>(height), static_cast<int>(width), CV_8UC3, out.data_ptr<uint8_t>());
+  cv::resize(in, dst, dst.size(), 0, 0, height < src.size(0) ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
 int64_t peak_rss_bytes() {
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);

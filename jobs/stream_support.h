@@ -36,6 +36,9 @@ struct LabelProb {
 // Draws the top-k (label and probability) in the top-left corner of an RGB uint8 [h, w, 3] frame.
 void draw_topk(torch::Tensor& rgb, const std::vector<LabelProb>& topk, const std::string& caption);
 
+// An RGB uint8 [h, w, 3] frame resized (area / linear) to [height, width, 3].
+torch::Tensor resize_rgb(const torch::Tensor& rgb, int64_t height, int64_t width);
+
 int64_t peak_rss_bytes();
 
 }  // namespace trecvit

@@ -157,7 +157,7 @@ TEST(Stream, FileWithoutDropsEqualsPredictPerFrameThroughTheCli) {
     EXPECT_EQ(rows[t]["dropped"], 0);
     EXPECT_EQ(rows[t]["source"], path);
     EXPECT_TRUE(rows[t]["pts"].is_number());
-    EXPECT_GE(rows[t]["latency_ms"].get<double>(), 0);
+    EXPECT_LT(rows[t]["latency_ms"].get<double>(), 1000);
     ASSERT_EQ(rows[t]["topk"].size(), 5u);
     const auto& l = rows[t]["logits"];
     for (size_t k = 0; k < l.size(); ++k) EXPECT_NEAR(l[k].get<double>(), predict[t][k].get<double>(), 1e-5) << "frame " << t;
@@ -262,8 +262,15 @@ TEST(Stream, LiveLoopbackSourceReconnectsAndRestartsItsState) {
     std::this_thread::sleep_for(600ms);
     server.start();  // ... and comes back
   });
-  const auto r = run_stream(job, sink, &cancel);
-  restart.join();
+  struct Join {
+    std::thread& t;
+    ~Join() { t.join(); }  // also when run_stream throws
+  };
+  StreamResult r;
+  {
+    Join join{restart};
+    r = run_stream(job, sink, &cancel);
+  }
   ASSERT_TRUE(reconnected) << "frames " << frames;
   EXPECT_TRUE(r.stopped);
   EXPECT_GE(r.sources[0].reconnects, 1);
@@ -277,25 +284,36 @@ TEST(Stream, ALostSourceEndsNonZeroWhileAHealthyOneKeepsPredicting) {
   const auto dir = video_temp_dir();
   const auto ckpt = tiny_checkpoint(dir);
   LoopbackServer doomed(free_port()), healthy(free_port());
+  const std::string jsonl = dir + "/f.jsonl";
   std::thread killer([&] {
-    std::this_thread::sleep_for(4000ms);
-    doomed.kill();  // and it never comes back
+    // Once the doomed source has produced predictions (not at a fixed time: start-up is slow
+    // on a loaded machine), it goes away and never comes back.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(jsonl);
+      std::string line;
+      int n = 0;
+      while (std::getline(in, line)) n += line.find(doomed.url()) != std::string::npos;
+      if (n >= 25) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    doomed.kill();
   });
   std::string out;
   const int rc = run_command(kBin + " stream --checkpoint " + ckpt + " " + doomed.url() + " " + healthy.url() +
-                                 " --duration 8 --reconnects 2 --backoff-ms 100 --timeout-ms 2000 --jsonl " + dir + "/f.jsonl",
+                                 " --duration 10 --reconnects 2 --backoff-ms 100 --timeout-ms 2000 --jsonl " + jsonl,
                              &out);
   killer.join();
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(out.find("lost source: " + doomed.url()), std::string::npos) << out;
   EXPECT_NE(out.find("gave up after 2"), std::string::npos) << out;
   double doomed_last = 0, healthy_last = 0;
-  for (const auto& row : read_jsonl(dir + "/f.jsonl")) {
+  for (const auto& row : read_jsonl(jsonl)) {
     double& last = row["source"] == doomed.url() ? doomed_last : healthy_last;
     last = std::max(last, row["wall"].get<double>());
   }
   EXPECT_GT(doomed_last, 0.5) << out;
-  EXPECT_GT(healthy_last, doomed_last + 3) << "the healthy source must keep producing predictions\n" << out;
+  EXPECT_GT(healthy_last, doomed_last + 2) << "the healthy source must keep producing predictions\n" << out;
 }
 
 TEST(Stream, SlowModelDropsFramesWithBoundedLatencyAndFlatMemory) {

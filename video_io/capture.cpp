@@ -52,6 +52,7 @@ uint64_t FrameSignal::wait(uint64_t seen, Clock::duration timeout) const {
 Capture::Capture(const std::string& source, const CaptureOptions& options) : source_(source), options_(options) {
   if (all_digits(source)) {
     kind_ = Kind::kCamera;
+    if (source.size() > 4) throw VideoError(ErrorKind::kBadRequest, source, "not a camera index (0 to 9999)");
     src_ = make_camera_source(source, std::stoi(source), options_);
   } else if (source.rfind("/dev/video", 0) == 0) {
     kind_ = Kind::kCamera;
@@ -116,13 +117,20 @@ bool Capture::open_source() {
 }
 
 bool Capture::sleep_for(Clock::duration d) {
+  const auto until = Clock::now() + d;
   std::unique_lock<std::mutex> lk(mu_);
-  return !cv_.wait_for(lk, d, [this] { return stopping_; });
+  // In slices, so a cancel request (which cannot notify us) is seen within 50 ms.
+  while (!stopping_ && !(options_.cancel && options_.cancel())) {
+    const auto now = Clock::now();
+    if (now >= until) return true;
+    cv_.wait_for(lk, std::min<Clock::duration>(until - now, std::chrono::milliseconds(50)), [this] { return stopping_; });
+  }
+  return false;
 }
 
 bool Capture::reconnect() {
   auto wait = options_.backoff;
-  std::string last;
+  std::string last = failure_;  // what made the source fail, until an attempt says more
   for (int attempt = 1; attempt <= options_.max_reconnects; ++attempt) {
     src_->close();
     if (!sleep_for(wait)) return false;
@@ -130,7 +138,7 @@ bool Capture::reconnect() {
       ++reconnects_;
       return true;
     }
-    last = failure_;
+    if (!failure_.empty()) last = failure_;
     wait = std::min(wait * 2, options_.max_backoff);
   }
   failure_ = "cannot be opened; gave up after " + std::to_string(options_.max_reconnects) +
@@ -174,6 +182,17 @@ void Capture::publish(double source_time, Clock::time_point grabbed_at) {
 }
 
 void Capture::grab_loop() {
+  try {
+    grab_frames();
+  } catch (const std::exception& e) {  // bad_alloc, cv::Exception: the source is lost, the process lives
+    std::lock_guard<std::mutex> lk(mu_);
+    failed_ = true;
+    failure_ = std::string("capture failed: ") + e.what();
+    notify_locked();
+  }
+}
+
+void Capture::grab_frames() {
   auto play_start = Clock::now();
   double first = -1;
   int64_t played = 0;
@@ -201,6 +220,7 @@ void Capture::grab_loop() {
         }
       }
       if (problem.empty()) problem = src_->problem();
+      if (kind_ != Kind::kFile) failure_ = problem;
       const bool gone = kind_ == Kind::kFile || !reconnect();
       if (!gone) {
         first = -1;
@@ -211,6 +231,7 @@ void Capture::grab_loop() {
       std::lock_guard<std::mutex> lk(mu_);
       if (kind_ == Kind::kFile) {
         ended_ = true;
+        if (problem != "the stream ended") end_problem_ = problem;  // damaged or unreadable data
       } else if (!stopping_) {
         failed_ = true;
         if (failure_.empty()) failure_ = problem;
@@ -240,13 +261,17 @@ void Capture::grab_loop() {
   }
 }
 
-bool Capture::take(uint8_t* rgb, CapturedFrame* meta) {
+bool Capture::take(uint8_t* rgb, int64_t capacity, CapturedFrame* meta) {
   std::lock_guard<std::mutex> lk(mu_);
-  return take_locked(rgb, meta);
+  return take_locked(rgb, capacity, meta);
 }
 
-bool Capture::take_locked(uint8_t* rgb, CapturedFrame* meta) {
+bool Capture::take_locked(uint8_t* rgb, int64_t capacity, CapturedFrame* meta) {
   if (!fresh_) return false;
+  if (rgb && capacity != slot_geometry_.frame_bytes())
+    throw VideoError(ErrorKind::kBadRequest, source_,
+                     "the frame is " + std::to_string(slot_geometry_.out_w) + "x" + std::to_string(slot_geometry_.out_h) +
+                         " now (the source changed size); the buffer holds " + std::to_string(capacity) + " bytes");
   if (rgb) std::memcpy(rgb, slot_.data(), slot_geometry_.frame_bytes());
   if (options_.display_enabled) {
     const auto& g = slot_display_geometry_;
@@ -273,7 +298,7 @@ std::optional<CapturedFrame> Capture::next(std::chrono::milliseconds timeout) {
   }
   CapturedFrame f;
   f.rgb = torch::empty({slot_geometry_.out_h, slot_geometry_.out_w, 3}, torch::kByte);
-  take_locked(f.rgb.data_ptr<uint8_t>(), &f);
+  take_locked(f.rgb.data_ptr<uint8_t>(), f.rgb.numel(), &f);
   return f;
 }
 
@@ -286,7 +311,7 @@ Capture::State Capture::state() const {
 
 std::string Capture::problem() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return failed_ ? failure_ : std::string();
+  return failed_ ? failure_ : end_problem_;
 }
 
 Geometry Capture::geometry() const {

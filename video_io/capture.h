@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,6 +56,7 @@ struct CaptureOptions {
   std::chrono::milliseconds max_backoff{5000};
   std::chrono::milliseconds io_timeout{10000};  // streams: longest wait in one open or read
   std::shared_ptr<FrameSignal> signal;          // notified as well as next()'s waiters
+  std::function<bool()> cancel;  // polled while opening, reconnecting and reading: true gives up
 };
 
 struct CapturedFrame {
@@ -88,14 +90,16 @@ class Capture {
   // timeout or when a file source has ended (ended() tells which). Throws
   // VideoError(kSourceLost) once a live source is gone for good.
   std::optional<CapturedFrame> next(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
-  // Without waiting or allocating: copies the newest frame (frame_bytes() bytes) into `rgb`
-  // and fills `meta` (and meta->display when enabled). False when there is none.
-  bool take(uint8_t* rgb, CapturedFrame* meta);
+  // Without waiting: copies the newest frame into `rgb` (`capacity` bytes, which must equal
+  // its size: frame_bytes() is fixed when options.size crops) and fills `meta` (and allocates
+  // meta->display when enabled). False when there is none; VideoError(kBadRequest) when the
+  // frame's size differs from `capacity` (a reconnected source at a new size, uncropped).
+  bool take(uint8_t* rgb, int64_t capacity, CapturedFrame* meta);
   void stop();
 
   Kind kind() const { return kind_; }
   State state() const;
-  std::string problem() const;  // why the source was lost
+  std::string problem() const;  // why the source was lost, or why a file ended early (decode errors)
   bool ended() const;
   int64_t grabbed() const { return grabbed_.load(); }
   int64_t dropped() const;
@@ -115,11 +119,13 @@ class Capture {
   bool sleep_for(std::chrono::steady_clock::duration d);  // false when stopped meanwhile
   void publish(double source_time, std::chrono::steady_clock::time_point grabbed_at);
   void notify_locked();
-  bool take_locked(uint8_t* rgb, CapturedFrame* meta);
+  bool take_locked(uint8_t* rgb, int64_t capacity, CapturedFrame* meta);
+  void grab_frames();
 
   std::string source_;
   CaptureOptions options_;
   Kind kind_;
+  std::atomic<bool> stop_flag_{false};  // polled by FFmpeg inside blocking reads; outlives src_
   std::unique_ptr<CaptureSource> src_;
   const AVFrame* pending_ = nullptr;  // decoded while opening, handed out first
   std::vector<uint8_t> back_, slot_;                  // converting into, newest for the consumer
@@ -133,8 +139,7 @@ class Capture {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool fresh_ = false, ended_ = false, failed_ = false, stopping_ = false;
-  std::atomic<bool> stop_flag_{false};  // polled by FFmpeg inside blocking reads
-  std::string failure_;
+  std::string failure_, end_problem_;
   int64_t slot_sequence_ = 0, dropped_ = 0;
   double slot_source_time_ = -1;
   std::chrono::steady_clock::time_point slot_grabbed_at_;

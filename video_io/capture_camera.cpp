@@ -17,7 +17,8 @@ class CameraSource : public CaptureSource {
     cap_ = std::make_unique<cv::VideoCapture>();
     bool ok = false;
     try {
-      ok = index_ >= 0 ? cap_->open(index_, cv::CAP_ANY) : cap_->open(device_, cv::CAP_V4L2);
+      // V4L2 directly (not CAP_ANY, which may pick GStreamer): its reads time out after 10 s.
+      ok = index_ >= 0 ? cap_->open(index_, cv::CAP_V4L2) : cap_->open(device_, cv::CAP_V4L2);
     } catch (const cv::Exception& e) {
       throw VideoError(ErrorKind::kSourceLost, device_, "the camera cannot be opened", e.what());
     }

@@ -14,12 +14,12 @@ using Clock = std::chrono::steady_clock;
 class FfmpegSource : public CaptureSource {
  public:
   FfmpegSource(std::string source, const CaptureOptions& options, const std::atomic<bool>& stop)
-      : source_(std::move(source)), timeout_(options.io_timeout), stop_(stop) {}
+      : source_(std::move(source)), timeout_(options.io_timeout), cancel_(options.cancel), stop_(stop) {}
 
   void open() override {
     close();
     InputOptions o;
-    o.interrupt = [this] { return stop_.load() || Clock::now() > deadline_.load(); };
+    o.interrupt = [this] { return stop_.load() || Clock::now() > deadline_.load() || (cancel_ && cancel_()); };
     deadline_ = Clock::now() + timeout_;
     input_ = Input::open(source_, o);
     // Slice threads only: frame threads add latency and can hang when a live decode stops.
@@ -61,6 +61,7 @@ class FfmpegSource : public CaptureSource {
  private:
   std::string source_;
   std::chrono::milliseconds timeout_;
+  std::function<bool()> cancel_;
   const std::atomic<bool>& stop_;
   std::atomic<Clock::time_point> deadline_{Clock::time_point::max()};
   std::unique_ptr<Input> input_;  // declared before the decoder, which refers to it
