@@ -18,5 +18,6 @@ void add_bench_command(CLI::App& app, Global& g);
 void add_video_commands(CLI::App& app, Global& g);  // probe, frames (builds with TRECVIT_WITH_VIDEO)
 void add_job_commands(CLI::App& app, Global& g);    // data, train, eval, demo (builds with the jobs library)
 void add_stream_command(CLI::App& app, Global& g);  // stream (with the jobs library)
+void add_compare_command(CLI::App& app, Global& g); // compare (with the jobs library)
 
 }  // namespace trecvit::cli

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
 #ifdef TRECVIT_WITH_JOBS
   trecvit::cli::add_job_commands(app, g);
   trecvit::cli::add_stream_command(app, g);
+  trecvit::cli::add_compare_command(app, g);
 #endif
   try {
     app.parse(argc, argv);

@@ -1,5 +1,6 @@
 #include "blocks/routing_stats.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace trecvit {
@@ -36,6 +37,19 @@ RoutingSummary RoutingStats::summary() const {
     auto z = weight_ / total;
     auto zlogz = torch::where(z > 0, z * z.log(), torch::zeros_like(z));  // 0 log 0 = 0
     s.unevenness = std::log(double(num_experts_)) + zlogz.sum().item<double>();
+  }
+  const int64_t retrievals = hits_.sum().item<int64_t>();
+  if (retrievals > 0) {
+    const int64_t top = std::max<int64_t>(1, num_experts_ / 100);
+    s.top_share = double(std::get<0>(hits_.topk(top)).sum().item<int64_t>()) / double(retrievals);
+  }
+  auto hits = hits_.contiguous();
+  const int64_t* h = hits.data_ptr<int64_t>();
+  for (int64_t i = 0; i < num_experts_; ++i) {
+    size_t b = 0;
+    for (int64_t v = h[i]; v > 0; v >>= 1) ++b;  // 0 -> 0, 1 -> 1, 2..3 -> 2, 4..7 -> 3, ...
+    if (s.hit_histogram.size() <= b) s.hit_histogram.resize(b + 1, 0);
+    ++s.hit_histogram[b];
   }
   return s;
 }

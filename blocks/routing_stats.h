@@ -5,6 +5,8 @@
 // which is 0 for perfectly even use and log N when one expert takes everything.
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace trecvit {
 
 struct RoutingSummary {
@@ -13,6 +15,10 @@ struct RoutingSummary {
   int64_t experts_used = 0;    // experts retrieved at least once
   double usage_fraction = 0;   // experts_used / num_experts
   double unevenness = 0;       // log N + sum z log z (0: even)
+  double top_share = 0;        // share of all retrievals taken by the most-used 1% of experts
+  // Experts by retrieval count: bucket 0 holds the unused, bucket b >= 1 those retrieved
+  // [2^(b-1), 2^b) times.
+  std::vector<int64_t> hit_histogram;
 };
 
 class RoutingStats {

@@ -67,7 +67,7 @@ LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
   const auto order = epoch_order(epoch);
   const int64_t B = opt_.batch_size;
   std::vector<torch::Tensor> clips;
-  std::vector<int64_t> labels;
+  std::vector<int64_t> labels, ids;
   int64_t pos = batch * B, failures_in_a_row = 0;
   while (static_cast<int64_t>(clips.size()) < B) {
     if (failures_in_a_row >= static_cast<int64_t>(order.size()))
@@ -86,6 +86,7 @@ LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
       }
       clips.push_back(clip);
       labels.push_back(label);
+      ids.push_back(order[(pos - 1) % order.size()]);
       failures_in_a_row = 0;
     } catch (const std::exception& e) {
       ++failures_in_a_row;
@@ -94,7 +95,7 @@ LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
       if (failures_.size() < 1000) failures_.push_back({item.path, e.what()});
     }
   }
-  return {torch::stack(clips), torch::tensor(labels, torch::kLong)};
+  return {torch::stack(clips), torch::tensor(labels, torch::kLong), std::move(ids)};
 }
 
 void VideoLoader::work() {

@@ -41,6 +41,7 @@ struct LoaderOptions {
 struct LoadedBatch {
   torch::Tensor frames;  // [B, T, H, W, 3] uint8
   torch::Tensor labels;  // [B] int64
+  std::vector<int64_t> ids;  // the samples: indices into the split's items
 };
 
 struct LoadFailure {

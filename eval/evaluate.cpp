@@ -51,6 +51,23 @@ nlohmann::json ClassificationMetrics::to_json(const std::vector<std::string>& na
   return j;
 }
 
+ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source, ClassificationMetrics* last_frame) {
+  ClassificationMetrics metrics(model.config().num_classes);
+  model.eval();
+  torch::NoGradGuard ng;
+  const bool last_is_own = model.config().readout == "last";
+  EvalSample s;
+  while (source.next(s)) {
+    auto z = model.frame_features(s.views);  // [V, T, rep]
+    auto mean = model.head(z.mean(1)).mean(0, /*keepdim=*/true);
+    auto last = model.head(z.select(1, z.size(1) - 1)).mean(0, /*keepdim=*/true);
+    auto label = torch::tensor({s.label}, torch::kLong);
+    metrics.add(last_is_own ? last : mean, label);
+    if (last_frame) last_frame->add(last, label);
+  }
+  return metrics;
+}
+
 ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source) {
   ClassificationMetrics metrics(model.config().num_classes);
   model.eval();

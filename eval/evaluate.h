@@ -45,5 +45,8 @@ class ClassificationMetrics {
 // Runs every sample's views through the model (eval mode, no grad), averages the logits over
 // views, and accumulates the metrics.
 ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source);
+// The same pass read out twice: the returned metrics use the model's own readout; `last_frame`
+// (num_classes metrics) collects the last-frame readout of the same features.
+ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source, ClassificationMetrics* last_frame);
 
 }  // namespace trecvit

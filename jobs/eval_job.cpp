@@ -84,9 +84,22 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
     throw ConfigError("eval: square models only (got " + std::to_string(cfg.image_height) + "x" +
                       std::to_string(cfg.image_width) + ")");
   ViewsSource source(split, spec, job.shuffle_frames, report, cancel);
-  auto metrics = evaluate(*model, source);
+  ClassificationMetrics last(cfg.num_classes);
+  if (job.routing) model->collect_routing_stats(true);
+  auto metrics = evaluate(*model, source, job.last_frame ? &last : nullptr);
   EvalResult r;
   r.report = metrics.to_json(split.class_names);
+  if (job.last_frame) r.report["last_frame"] = {{"top1", last.top1()}, {"top5", last.top5()}};
+  if (job.routing) {
+    nlohmann::json routing = nlohmann::json::object();
+    for (const auto& [layer, s] : model->routing_stats())
+      routing[std::to_string(layer)] = {{"num_experts", s.num_experts}, {"tokens", s.tokens},
+                                        {"experts_used", s.experts_used}, {"usage_fraction", s.usage_fraction},
+                                        {"unevenness", s.unevenness}, {"top1pct_share", s.top_share},
+                                        {"hit_histogram", s.hit_histogram}};
+    r.report["routing"] = routing;
+    model->collect_routing_stats(false);
+  }
   r.report["checkpoint"] = job.checkpoint;
   r.report["split"] = job.split;
   r.report["views"] = job.views;

@@ -12,6 +12,8 @@ struct EvalJob {
   int64_t frames = 0, stride = 1;
   std::string sampler = "center";
   bool shuffle_frames = false;
+  bool last_frame = false;  // also the last-frame readout: report["last_frame"] = {"top1", "top5"}
+  bool routing = false;     // the sparse mixers' routing health: report["routing"] = {layer: summary}
 };
 
 struct EvalResult {

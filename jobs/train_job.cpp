@@ -29,6 +29,7 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
                       "another --out");
   // Metrics of a run that died before its first checkpoint describe nothing resumable.
   if (!job.resume) fs::remove(fs::path(job.out_dir) / "metrics.jsonl");
+  if (!job.resume && !job.sample_log.empty()) fs::remove(job.sample_log);
   auto cfg = load_config(job.model_config);
   TrainOptions topt;
   if (!job.train_config.empty()) {
@@ -66,7 +67,7 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   if (job.flip == "mirror") lo.flip_label_map = data::mirror_label_map(split.class_names);
   lo.color_jitter = job.color_jitter;
   data::VideoLoader loader(split, lo);
-  LoaderBatchSource source(loader);
+  LoaderBatchSource source(loader, job.sample_log);
   torch::manual_seed(job.seed);
   Trainer trainer{TRecViT(cfg), topt, source};
   if (job.resume) trainer.resume(trainer.latest_checkpoint_path());

@@ -23,6 +23,7 @@ struct TrainJob {
   // data such as Kinetics), "mirror" (flip and relabel with data::mirror_label_map).
   std::string flip = "none";
   double color_jitter = 0;  // brightness/contrast/saturation strength
+  std::string sample_log;   // append each batch's sample ids as a line to this file ("": none)
 };
 
 struct TrainResult {

@@ -1,5 +1,8 @@
 #pragma once
 // The dataset loader as the trainer's BatchSource (video builds only).
+#include <fstream>
+#include <string>
+
 #include "datasets/loader.h"
 #include "train/batch_source.h"
 
@@ -7,9 +10,17 @@ namespace trecvit {
 
 class LoaderBatchSource : public BatchSource {
  public:
-  explicit LoaderBatchSource(data::VideoLoader& loader) : loader_(loader) {}
+  // With a sample log, each batch's sample ids are appended to it as one line (for checking
+  // that runs saw the same data in the same order).
+  explicit LoaderBatchSource(data::VideoLoader& loader, const std::string& sample_log = "") : loader_(loader) {
+    if (!sample_log.empty()) log_.open(sample_log, std::ios::app);
+  }
   Batch next() override {
     auto b = loader_.next();
+    if (log_.is_open()) {
+      for (size_t i = 0; i < b.ids.size(); ++i) log_ << (i ? " " : "") << b.ids[i];
+      log_ << "\n" << std::flush;
+    }
     return {b.frames, b.labels};
   }
   nlohmann::json position() const override { return loader_.position(); }
@@ -19,6 +30,7 @@ class LoaderBatchSource : public BatchSource {
 
  private:
   data::VideoLoader& loader_;
+  std::ofstream log_;
 };
 
 }  // namespace trecvit

@@ -43,6 +43,11 @@ void TRecViTImpl::reset() {
   }
 }
 
+void TRecViTImpl::set_readout(const std::string& readout) {
+  TORCH_CHECK(readout == "mean" || readout == "last", "readout: expected mean or last, got '", readout, "'");
+  config_.readout = readout;
+}
+
 torch::Tensor TRecViTImpl::tokenize(const torch::Tensor& frames) {
   const auto& c = config_;
   TORCH_CHECK(frames.dim() == 5 && frames.size(4) == 3, "TRecViT: frames must be [B, T, H, W, 3], got ",

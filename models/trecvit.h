@@ -56,6 +56,8 @@ class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {
   torch::Tensor tokenize(const torch::Tensor& frames);
 
   const TRecViTConfig& config() const { return config_; }
+  // "mean" or "last": how forward() reads out a clip (the weights do not depend on it).
+  void set_readout(const std::string& readout);
 
   // Sum of the channel mixers' auxiliary losses (MoE balancing, sigma-MoE entropy) from the last
   // training-mode forward: a scalar for the training code to add to its loss (0 when none).

@@ -1,0 +1,24 @@
+#pragma once
+// Small inline-SVG charts for the HTML reports: a scatter with error bars, line series, bars.
+#include <string>
+#include <vector>
+
+namespace trecvit::svg {
+
+struct Point {
+  double x, y, err = 0;  // err: half-height of the error bar (0: none)
+  std::string label;
+};
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+};
+
+std::string scatter(const std::vector<Point>& points, const std::string& x_label, const std::string& y_label, bool log_x);
+std::string lines(const std::vector<Series>& series, const std::string& x_label, const std::string& y_label);
+std::string bars(const std::vector<double>& values, const std::vector<std::string>& labels, const std::string& x_label,
+                 const std::string& y_label);
+std::string escape(const std::string& text);  // for HTML text and attributes
+const char* color(size_t i);                   // a qualitative palette
+
+}  // namespace trecvit::svg
