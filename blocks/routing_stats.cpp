@@ -40,7 +40,7 @@ RoutingSummary RoutingStats::summary() const {
   }
   const int64_t retrievals = hits_.sum().item<int64_t>();
   if (retrievals > 0) {
-    const int64_t top = std::max<int64_t>(1, num_experts_ / 100);
+    const int64_t top = (num_experts_ + 99) / 100;  // ceil(1% of N): one expert below 101
     s.top_share = double(std::get<0>(hits_.topk(top)).sum().item<int64_t>()) / double(retrievals);
   }
   auto hits = hits_.contiguous();

@@ -15,7 +15,7 @@ struct RoutingSummary {
   int64_t experts_used = 0;    // experts retrieved at least once
   double usage_fraction = 0;   // experts_used / num_experts
   double unevenness = 0;       // log N + sum z log z (0: even)
-  double top_share = 0;        // share of all retrievals taken by the most-used 1% of experts
+  double top_share = 0;        // share of all retrievals taken by the most-used ceil(N / 100) experts
   // Experts by retrieval count: bucket 0 holds the unused, bucket b >= 1 those retrieved
   // [2^(b-1), 2^b) times.
   std::vector<int64_t> hit_histogram;

@@ -18,15 +18,22 @@ namespace trecvit {
 namespace fs = std::filesystem;
 namespace {
 
-// Linux: writing 5 to clear_refs resets the peak RSS (VmHWM), so each phase gets its own peak.
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
-int64_t peak_rss() {
+int64_t status_bytes(const char* key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::string(key).size())) * 1024;
   return 0;
+}
+
+// Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS, so each phase
+// gets its own peak. All arms share one process, so the report gives each phase's peak and its
+// growth above the RSS at the phase's start (what the phase itself needed). Returns that RSS,
+// or -1 when the reset is not available (the peak is then the process's lifetime peak).
+int64_t reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5" << std::flush;
+  return f ? status_bytes("VmRSS:") : -1;
 }
 
 void write_json_atomically(const fs::path& path, const nlohmann::json& j) {
@@ -51,7 +58,9 @@ nlohmann::json loss_curve(const fs::path& metrics) {
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.contains("step") && j.contains("loss")) by_step[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    // A diverged run logs NaN, which JSON holds as null: leave those points out.
+    if (j.is_object() && j.contains("step") && j.contains("loss") && j["loss"].is_number())
+      by_step[j["step"].get<int64_t>()] = j["loss"].get<double>();
   }
   nlohmann::json out = nlohmann::json::array();
   for (const auto& [s, l] : by_step) out.push_back({s, l});
@@ -63,13 +72,18 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+struct StreamTiming {
+  double ms_per_frame = 0;
+  int64_t peak_rss = 0, rss_growth = 0;
+};
+
 // Streaming at batch 1: the median step time and the phase's peak RSS.
-std::pair<double, int64_t> time_streaming(const std::string& checkpoint, int64_t frames) {
+StreamTiming time_streaming(const std::string& checkpoint, int64_t frames) {
+  const int64_t base = reset_peak_rss();
   auto model = load_checkpoint(checkpoint);
   model->eval();
   torch::NoGradGuard ng;
   const auto& c = model->config();
-  reset_peak_rss();
   auto state = model->init_stream(1);
   torch::manual_seed(0);
   auto frame = torch::randint(0, 256, {1, 1, c.image_height, c.image_width, 3}, torch::kByte);
@@ -79,7 +93,19 @@ std::pair<double, int64_t> time_streaming(const std::string& checkpoint, int64_t
     model->step(state, frame);
     if (t >= 4) ms.push_back(1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  return {median(ms), peak_rss()};
+  const int64_t peak = status_bytes("VmHWM:");
+  return {median(ms), peak, base < 0 ? -1 : peak - base};
+}
+
+// What a run directory was made for: a run is reused only for the same arm, recipe and data.
+nlohmann::json fingerprint(const CompareSpec& spec, const Arm& arm, int64_t seed) {
+  std::ifstream tin(spec.train_config);
+  const std::string train((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
+  return {{"arm", arm.config_json}, {"seed", seed}, {"steps", spec.recipe.steps}, {"batch_size", spec.recipe.batch_size},
+          {"frames", spec.recipe.frames}, {"stride", spec.recipe.stride}, {"sampler", spec.recipe.sampler},
+          {"eval_sampler", spec.recipe.eval_sampler}, {"flip", spec.recipe.flip}, {"train_config", train},
+          {"data", fs::absolute(spec.data_root).lexically_normal().string()}, {"format", spec.format},
+          {"train_split", spec.train_split}, {"eval_split", spec.eval_split}};
 }
 
 }  // namespace
@@ -110,7 +136,6 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
   const fs::path out(job.out_dir);
   if (!job.resume && fs::exists(out / "runs"))
     throw ConfigError(job.out_dir + " already holds a comparison: pass --resume to continue it, or choose another --out");
-  fs::create_directories(out / "runs");
   for (const auto& a : spec.arms)
     report.stage("arm " + a.name + ": " + std::to_string(a.cost.params_total) + " params, " +
                  std::to_string(a.cost.params_active_per_token) + " active per token, " +
@@ -129,7 +154,14 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
   for (const auto& split : {spec.train_split, spec.eval_split}) {
     const auto ds = data::load_dataset(spec.format, spec.data_root, split);  // throws naming the file
     if (ds.items.empty()) throw ConfigError("compare: " + spec.data_root + " has no " + split + " videos");
+    for (const auto& a : spec.arms) {
+      if (a.config.num_classes != static_cast<int64_t>(ds.class_names.size()))
+        throw ConfigError("compare: arm " + a.name + " has num_classes " + std::to_string(a.config.num_classes) + " but " +
+                          spec.data_root + " has " + std::to_string(ds.class_names.size()) + " classes");
+      if (a.config.image_height != a.config.image_width) throw ConfigError("compare: arm " + a.name + ": square images only");
+    }
   }
+  fs::create_directories(out / "runs");
   CompareResult result;
   std::map<std::string, std::vector<nlohmann::json>> runs;
   const int64_t total = spec.seeds * static_cast<int64_t>(spec.arms.size());
@@ -139,12 +171,17 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
     for (const auto& arm : spec.arms) {
       ++index;
       const fs::path dir = out / "runs" / arm.name / ("seed" + std::to_string(seed));
+      const auto print = fingerprint(spec, arm, seed);
+      if (fs::exists(dir / "run.json") && read_json(dir / "run.json") != print)
+        throw ConfigError(dir.string() + " was made for another arm, recipe or data than this spec now gives; "
+                          "use another --out (or remove that folder to redo the run)");
       if (fs::exists(dir / "result.json")) {
         runs[arm.name].push_back(read_json(dir / "result.json"));
         ++result.runs_skipped;
         continue;
       }
       fs::create_directories(dir);
+      write_json_atomically(dir / "run.json", print);
       std::ofstream(dir / "arm.json") << arm.config_json.dump(2) << "\n";  // the trainer writes its own config.json
       report.stage("run " + std::to_string(index) + "/" + std::to_string(total) + ": " + arm.name + " seed " + std::to_string(seed));
       TrainJob t;
@@ -163,13 +200,23 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       t.flip = spec.recipe.flip;
       t.seed = static_cast<uint64_t>(seed);
       t.sample_log = (dir / "samples.txt").string();
-      reset_peak_rss();
+      t.split = spec.train_split;
+      const int64_t base = reset_peak_rss();
       const auto trained = run_train(t, progress, cancel);
-      const int64_t train_rss = peak_rss();
       if (trained.stopped) {
         result.stopped = true;
         break;
       }
+      // Speed and memory of training, kept once training is done: a call killed during the
+      // evaluation resumes with 0 steps to train and must not report 0 clips/s.
+      if (trained.steps_this_run > 0 || !fs::exists(dir / "train.json")) {
+        const int64_t peak = status_bytes("VmHWM:");
+        write_json_atomically(dir / "train.json",
+                              {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * t.batch_size / trained.seconds : 0.0},
+                               {"seconds", trained.seconds}, {"steps_timed", trained.steps_this_run},
+                               {"peak_rss_bytes", peak}, {"rss_growth_bytes", base < 0 ? -1 : peak - base}});
+      }
+      const auto train_stats = read_json(dir / "train.json");
       EvalJob e;
       e.checkpoint = trained.ema_checkpoint.empty() ? trained.checkpoint : trained.ema_checkpoint;
       e.data_root = spec.data_root;
@@ -185,7 +232,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
         result.stopped = true;
         break;
       }
-      const auto [stream_ms, stream_rss] = time_streaming(e.checkpoint, job.stream_frames);
+      const auto streamed = time_streaming(e.checkpoint, job.stream_frames);
       nlohmann::json r = {{"arm", arm.name},
                           {"seed", seed},
                           {"checkpoint", e.checkpoint},
@@ -195,11 +242,13 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
                           {"last_top1", evaluated.report["last_frame"]["top1"]},
                           {"last_top5", evaluated.report["last_frame"]["top5"]},
                           {"eval_count", evaluated.count},
-                          {"train_clips_per_s", trained.clips_per_s},
-                          {"train_seconds", trained.seconds},
-                          {"stream_ms_per_frame", stream_ms},
-                          {"peak_rss_train_bytes", train_rss},
-                          {"peak_rss_stream_bytes", stream_rss},
+                          {"train_clips_per_s", train_stats["clips_per_s"]},
+                          {"train_seconds", train_stats["seconds"]},
+                          {"stream_ms_per_frame", streamed.ms_per_frame},
+                          {"peak_rss_train_bytes", train_stats["peak_rss_bytes"]},
+                          {"rss_growth_train_bytes", train_stats["rss_growth_bytes"]},
+                          {"peak_rss_stream_bytes", streamed.peak_rss},
+                          {"rss_growth_stream_bytes", streamed.rss_growth},
                           {"routing", evaluated.report["routing"]},
                           {"loss_curve", loss_curve(dir / "metrics.jsonl")}};
       write_json_atomically(dir / "result.json", r);  // the marker that this run is done

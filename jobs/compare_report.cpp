@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -46,7 +47,10 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
-std::string pct(double mean, double std) { return fmt("%.2f", 100 * mean) + " ± " + fmt("%.2f", 100 * std); }
+std::string pct(const nlohmann::json& mean, const nlohmann::json& std) {
+  if (!mean.is_number()) return "n/a";
+  return fmt("%.2f", 100 * mean.get<double>()) + " ± " + fmt("%.2f", 100 * std.get<double>());
+}
 
 std::string si(double v) {
   if (v == 0) return "0";
@@ -63,7 +67,7 @@ nlohmann::json routing_summary(const std::vector<nlohmann::json>& runs) {
   for (auto it = runs[0]["routing"].begin(); it != runs[0]["routing"].end(); ++it) {
     std::vector<double> used, uneven, top;
     for (const auto& r : runs) {
-      const auto& l = r["routing"][it.key()];
+      const auto& l = r.at("routing").at(it.key());
       used.push_back(l["usage_fraction"]);
       uneven.push_back(l["unevenness"]);
       top.push_back(l["top1pct_share"]);
@@ -104,6 +108,15 @@ nlohmann::json compare_report(const CompareSpec& spec, const std::map<std::strin
     const auto rss_t = column(rs, "peak_rss_train_bytes"), rss_s = column(rs, "peak_rss_stream_bytes");
     j["peak_rss_train_bytes"] = rss_t.empty() ? 0.0 : *std::max_element(rss_t.begin(), rss_t.end());
     j["peak_rss_stream_bytes"] = rss_s.empty() ? 0.0 : *std::max_element(rss_s.begin(), rss_s.end());
+    std::vector<double> grow_t, grow_s;
+    for (const auto& r : rs) {
+      grow_t.push_back(r.value("rss_growth_train_bytes", -1.0));
+      grow_s.push_back(r.value("rss_growth_stream_bytes", -1.0));
+    }
+    j["rss_growth_train_bytes"] = grow_t.empty() ? 0.0 : *std::max_element(grow_t.begin(), grow_t.end());
+    j["rss_growth_stream_bytes"] = grow_s.empty() ? 0.0 : *std::max_element(grow_s.begin(), grow_s.end());
+    if (rs.empty())  // no finished seed: no numbers, rather than zeros that read as results
+      for (auto key : {"top1_mean", "top1_std", "top5_mean", "top5_std", "last_top1_mean", "last_top1_std"}) j[key] = nullptr;
     j["routing"] = routing_summary(rs);
     nlohmann::json curves = nlohmann::json::array();
     for (const auto& r : rs) curves.push_back(r["loss_curve"]);
@@ -140,16 +153,17 @@ void write_compare_markdown(const nlohmann::json& r, const std::string& path) {
   o << "# Comparison " << r["spec"].get<std::string>() << "\n\n"
     << r["seeds"].get<int64_t>() << " seed(s), " << r["recipe"]["steps"].get<int64_t>() << " steps of batch "
     << r["recipe"]["batch_size"].get<int64_t>() << " on " << r["data"]["root"].get<std::string>() << " ("
-    << r["data"]["eval"].get<std::string>() << " split). Accuracies in %, mean ± std over seeds.\n\n";
-  o << "| arm | top-1 | top-5 | last-frame top-1 | params | active params/token | FLOPs/clip (router) | train clips/s | "
-       "stream ms/frame | peak RSS train |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    << r["data"]["eval"].get<std::string>() << " split). Accuracies in %, mean ± std over seeds (sample std).\n\n";
+  o << "| arm | seeds | top-1 | top-5 | last-frame top-1 | params | active params/token | FLOPs/clip (router) | train clips/s | "
+       "stream ms/frame | RSS growth train / stream |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& a : r["arms"]) {
-    o << "| " << a["name"].get<std::string>() << " | " << pct(a["top1_mean"], a["top1_std"]) << " | "
+    o << "| " << a["name"].get<std::string>() << " | " << a["seeds_done"].get<int64_t>() << " | " << pct(a["top1_mean"], a["top1_std"]) << " | "
       << pct(a["top5_mean"], a["top5_std"]) << " | " << pct(a["last_top1_mean"], a["last_top1_std"]) << " | "
       << si(a["params_total"].get<double>()) << " | " << si(a["params_active_per_token"].get<double>()) << " | "
       << si(a["flops_per_clip"].get<double>()) << " (" << si(a["flops_router_per_clip"].get<double>()) << ") | "
       << fmt("%.1f", a["train_clips_per_s"].get<double>()) << " | " << fmt("%.2f", a["stream_ms_per_frame"].get<double>())
-      << " | " << fmt("%.0f", a["peak_rss_train_bytes"].get<double>() / 1048576) << " MiB |\n";
+      << " | " << fmt("%.0f", a["rss_growth_train_bytes"].get<double>() / 1048576) << " / "
+      << fmt("%.0f", a["rss_growth_stream_bytes"].get<double>() / 1048576) << " MiB |\n";
   }
   o << "\n";
   for (const auto& a : r["arms"]) {
@@ -169,43 +183,52 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
   h << "<!DOCTYPE html><html><head><meta charset='utf-8'><title>trecvit compare: " << escape(r["spec"]) << "</title><style>"
     << "body{font-family:sans-serif;max-width:1180px;margin:24px auto;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}"
     << "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-    << "td:first-child,th:first-child{text-align:left}.grid{display:flex;flex-wrap:wrap;gap:12px}.note{color:#555;font-size:13px}"
+    << "td:first-child,th:first-child,td:last-child,th:last-child{text-align:left}td:last-child{max-width:260px}.legend{font-size:12px}"
+    << ".legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}.grid{display:flex;flex-wrap:wrap;gap:12px}.note{color:#555;font-size:13px}"
     << "figure{margin:0}figcaption{font-size:13px;color:#444;max-width:560px}</style></head><body>";
   h << "<h1>trecvit compare: " << escape(r["spec"]) << "</h1><p class='note'>" << r["seeds"].get<int64_t>() << " seed(s); "
     << r["recipe"]["steps"].get<int64_t>() << " steps of batch " << r["recipe"]["batch_size"].get<int64_t>() << " ("
     << escape(r["recipe"]["sampler"]) << " sampling) on " << escape(r["data"]["root"]) << "; evaluated on the "
     << escape(r["data"]["eval"]) << " split. Every arm sees the same batches for the same seed."
     << (r.value("complete", true) ? "" : " <b>Incomplete: the run was stopped; resume it to finish.</b>") << "</p>";
-  h << "<table><tr><th>arm</th><th>top-1 %</th><th>top-5 %</th><th>last-frame top-1 %</th><th>per seed</th><th>params</th>"
+  h << "<table><tr><th>arm</th><th>seeds</th><th>top-1 %</th><th>top-5 %</th><th>last-frame top-1 %</th><th>per seed</th><th>params</th>"
        "<th>active/token</th><th>FLOPs/clip</th><th>router FLOPs</th><th>train clips/s</th><th>stream ms/frame</th>"
-       "<th>RSS train / stream</th><th>held equal</th></tr>";
+       "<th>peak RSS train / stream (growth)</th><th>held equal</th></tr>";
   for (const auto& a : r["arms"]) {
     std::string per;
     for (const auto& v : a["top1_per_seed"]) per += (per.empty() ? "" : ", ") + fmt("%.1f", 100 * v.get<double>());
-    h << "<tr><td>" << escape(a["name"]) << "</td><td>" << pct(a["top1_mean"], a["top1_std"]) << "</td><td>"
+    h << "<tr><td>" << escape(a["name"]) << "</td><td>" << a["seeds_done"].get<int64_t>() << "</td><td>"
+      << pct(a["top1_mean"], a["top1_std"]) << "</td><td>"
       << pct(a["top5_mean"], a["top5_std"]) << "</td><td>" << pct(a["last_top1_mean"], a["last_top1_std"]) << "</td><td>" << per
       << "</td><td>" << si(a["params_total"].get<double>()) << "</td><td>" << si(a["params_active_per_token"].get<double>())
       << "</td><td>" << si(a["flops_per_clip"].get<double>()) << "</td><td>" << si(a["flops_router_per_clip"].get<double>())
       << "</td><td>" << fmt("%.1f", a["train_clips_per_s"].get<double>()) << "</td><td>"
       << fmt("%.2f", a["stream_ms_per_frame"].get<double>()) << "</td><td>"
       << fmt("%.0f", a["peak_rss_train_bytes"].get<double>() / 1048576) << " / "
-      << fmt("%.0f", a["peak_rss_stream_bytes"].get<double>() / 1048576) << " MiB</td><td class='note'>"
+      << fmt("%.0f", a["peak_rss_stream_bytes"].get<double>() / 1048576) << " MiB (+"
+      << fmt("%.0f", a["rss_growth_train_bytes"].get<double>() / 1048576) << " / +"
+      << fmt("%.0f", a["rss_growth_stream_bytes"].get<double>() / 1048576) << ")</td><td class='note'>"
       << escape(a["matching"]) << "</td></tr>";
   }
   h << "</table>";
   std::vector<Point> by_flops, by_params;
   std::vector<Series> losses;
   for (const auto& a : r["arms"]) {
-    const double y = 100 * a["top1_mean"].get<double>(), e = 100 * a["top1_std"].get<double>();
+    // Arms without a finished seed stay out of the plots (their colour slot is kept).
+    const bool has = a["top1_mean"].is_number();
+    const double y = has ? 100 * a["top1_mean"].get<double>() : NAN, e = has ? 100 * a["top1_std"].get<double>() : 0;
     by_flops.push_back({a["flops_per_clip"].get<double>(), y, e, a["name"]});
     by_params.push_back({a["params_total"].get<double>(), y, e, a["name"]});
-    if (!a["loss_curves"].empty()) {
-      Series s{a["name"], {}};
+    Series s{a["name"], {}};
+    if (!a["loss_curves"].empty())
       for (const auto& p : a["loss_curves"][0]) s.points.push_back({p[0].get<double>(), p[1].get<double>()});
-      losses.push_back(s);
-    }
+    losses.push_back(s);
   }
-  h << "<h2>Accuracy against cost</h2><div class='grid'><figure>"
+  std::string legend = "<p class='legend'>";
+  for (size_t i = 0; i < by_flops.size(); ++i)
+    legend += "<span style='background:" + std::string(color(i)) + "'></span>" + escape(by_flops[i].label);
+  legend += "</p>";
+  h << "<h2>Accuracy against cost</h2>" << legend << "<div class='grid'><figure>"
     << scatter(by_flops, "FLOPs per clip (log scale)", "validation top-1 %", true)
     << "<figcaption>The isoFLOP picture: one point per arm, bars one standard deviation over seeds. Arms at the same x "
        "cost the same compute.</figcaption></figure><figure>"
@@ -216,7 +239,7 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
     std::vector<double> v;
     std::vector<std::string> labels;
     for (const auto& p : sw["points"]) {
-      v.push_back(100 * p["top1_mean"].get<double>());
+      v.push_back(p["top1_mean"].is_number() ? 100 * p["top1_mean"].get<double>() : 0.0);
       labels.push_back(p["value"]);
     }
     h << "<h2>Sweep of " << escape(sw["field"]) << " over " << escape(sw["arm"]) << "</h2>"
@@ -235,7 +258,7 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
         labels.push_back(b == 0 ? "0" : b == 1 ? "1" : "<" + std::to_string(1 << b));
         ++b;
       }
-      h << "<figure>" << bars(v, labels, "retrievals per expert", "experts")
+      h << "<figure>" << bars(v, labels, "retrievals per expert (bins: 0, 1, [2, 4), [4, 8), ...)", "experts (log scale)", true)
         << "<figcaption>" << escape(a["name"]) << ", layer " << it.key() << ": "
         << fmt("%.1f", 100 * it.value()["usage_fraction"].get<double>()) << "% of " << it.value()["num_experts"].get<int64_t>()
         << " experts used; unevenness " << fmt("%.3f", it.value()["unevenness"].get<double>())

@@ -27,23 +27,21 @@ void only_fields(const nlohmann::json& j, const std::set<std::string>& known, co
 }
 
 std::string resolve_path(const std::string& p, const fs::path& dir) {
-  if (p.empty()) return p;
-  if (fs::path(p).is_absolute() || fs::exists(p)) return p;
-  if (fs::exists(dir / p)) return (dir / p).string();
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  if (fs::exists(dir / p)) return (dir / p).string();  // beside the spec first, then the working folder
   return p;
 }
 
-// The JSON value at a dotted path, creating objects on the way when `create`.
-nlohmann::json* at_path(nlohmann::json& j, const std::string& path, bool create) {
+// The JSON value at a dotted path, creating objects on the way (a null on the way becomes one).
+nlohmann::json* at_path(nlohmann::json& j, const std::string& path, const std::string& where) {
   nlohmann::json* cur = &j;
   std::stringstream ss(path);
   std::string key;
   while (std::getline(ss, key, '.')) {
-    if (!cur->is_object()) return nullptr;
-    if (!cur->contains(key)) {
-      if (!create) return nullptr;
-      (*cur)[key] = nlohmann::json::object();
-    }
+    if (cur->is_null()) *cur = nlohmann::json::object();
+    if (!cur->is_object() || key.empty())
+      fail(where, "'" + path + "' is not a field path of the model config (a dotted path through JSON objects)");
+    if (!cur->contains(key)) (*cur)[key] = nlohmann::json::object();
     cur = &(*cur)[key];
   }
   return cur;
@@ -91,7 +89,7 @@ nlohmann::json ArmCost::to_json() const {
           {"flops_experts_per_clip", flops_experts_per_clip}};
 }
 
-ArmCost arm_cost(const TRecViTConfig& config) {
+ArmCost arm_cost(const TRecViTConfig& config, int64_t frames) {
   torch::NoGradGuard ng;
   TRecViT model(config);
   const auto a = account(*model);
@@ -105,8 +103,9 @@ ArmCost arm_cost(const TRecViTConfig& config) {
     experts += m.flops_experts;
   }
   c.params_active_per_token = a.params_total - mixer_total + mixer_active;
-  const int64_t tokens = config.num_tokens() * config.num_frames;
-  c.flops_per_clip = a.flops_per_frame * config.num_frames;
+  const int64_t T = frames > 0 ? frames : config.num_frames;
+  const int64_t tokens = config.num_tokens() * T;
+  c.flops_per_clip = a.flops_per_frame * T;
   c.flops_router_per_clip = router * tokens;
   c.flops_experts_per_clip = experts * tokens;
   return c;
@@ -174,7 +173,8 @@ CompareSpec load_compare_spec(const std::string& path) {
     for (const auto& m : a.value("match", nlohmann::json::array())) {
       only_fields(m, {"what", "arm", "field", "min", "max", "square"}, aw + ": match");
       ArmMatch am{m.value("what", ""), m.value("arm", ""), m.value("field", ""), m.value("min", int64_t{1}),
-                  m.value("max", int64_t{1} << 20), m.value("square", false)};
+                  m.value("max", int64_t{65536}), m.value("square", false)};
+      if (am.min < 1 || am.max < am.min) fail(aw, "match needs 1 <= min <= max");
       if (am.what != "params_total" && am.what != "params_active_per_token" && am.what != "flops_per_clip")
         fail(aw, "match.what must be params_total, params_active_per_token or flops_per_clip");
       if (am.field.empty() || am.arm.empty()) fail(aw, "match needs 'arm' and 'field'");
@@ -205,8 +205,13 @@ void add_sweep(CompareSpec& spec, const std::string& sweep) {
     Arm a = *base;
     nlohmann::json value = nlohmann::json::parse(v, nullptr, false);
     if (value.is_discarded()) value = v;  // a bare word: a string
-    *at_path(a.patch, field, true) = value;
+    *at_path(a.patch, field, where) = value;
     a.name = arm + "[" + field.substr(field.rfind('.') + 1) + "=" + v + "]";
+    for (const auto& other : spec.arms)
+      if (other.name == a.name) a.name = arm + "[" + field + "=" + v + "]";  // another sweep of a same-named field
+    for (const auto& other : spec.arms)
+      if (other.name == a.name) fail(where, "arm '" + a.name + "' exists already");
+    if (a.name.find_first_of("/\\ ") != std::string::npos) fail(where, "values must not hold spaces or slashes");
     a.swept = field + "=" + v;
     added.push_back(a);
   }
@@ -225,7 +230,8 @@ void resolve_arms(CompareSpec& spec) {
   };
   std::set<std::string> done;
   // Arms without matches first; a match needs its target arm's costs.
-  for (int pass = 0; pass < 3 && done.size() < spec.arms.size(); ++pass) {
+  for (size_t before = SIZE_MAX; done.size() < spec.arms.size() && done.size() != before;) {
+    before = done.size();
     for (auto& a : spec.arms) {
       if (done.count(a.name)) continue;
       const std::string where = "compare spec " + spec.path + ": arm " + a.name;
@@ -241,16 +247,22 @@ void resolve_arms(CompareSpec& spec) {
       for (const auto& m : a.match) {
         const Arm& target = *find(m.arm);
         const int64_t want = cost_of(target.cost, m.what);
-        nlohmann::json* slot = at_path(cfg, m.field, true);
+        nlohmann::json* slot = at_path(cfg, m.field, where + ": match.field");
         auto eval = [&](int64_t x) {
           *slot = x;
-          return cost_of(arm_cost(parse_arm(cfg, where)), m.what);
+          return cost_of(arm_cost(parse_arm(cfg, where), spec.recipe.frames), m.what);
         };
         // The cost grows with the field: bisect for the value whose cost is closest to the target.
         auto value_at = [&](int64_t i) { return m.square ? i * i : i; };
         int64_t lo = m.square ? static_cast<int64_t>(std::ceil(std::sqrt(double(m.min)))) : m.min;
         int64_t hi = m.square ? static_cast<int64_t>(std::floor(std::sqrt(double(m.max)))) : m.max;
         if (lo > hi) fail(where, "match: empty range for " + m.field);
+        const int64_t c_lo = eval(value_at(lo)), c_hi = eval(value_at(hi));
+        if (c_lo > c_hi) fail(where, "match: " + m.what + " falls as " + m.field + " grows; bisection needs it to grow");
+        if (want < c_lo || want > c_hi)
+          fail(where, "match: " + m.arm + "'s " + m.what + " (" + std::to_string(want) + ") is outside what " + m.field +
+                          " in [" + std::to_string(value_at(lo)) + ", " + std::to_string(value_at(hi)) + "] gives (" +
+                          std::to_string(c_lo) + " .. " + std::to_string(c_hi) + "): widen min/max");
         while (lo < hi) {
           const int64_t mid = lo + (hi - lo) / 2;
           if (eval(value_at(mid)) < want) lo = mid + 1;
@@ -270,11 +282,15 @@ void resolve_arms(CompareSpec& spec) {
       }
       a.config = parse_arm(cfg, where);
       a.config_json = config_to_json(a.config);
-      a.cost = arm_cost(a.config);
+      a.cost = arm_cost(a.config, spec.recipe.frames);
       done.insert(a.name);
     }
   }
   if (done.size() < spec.arms.size()) fail("compare spec " + spec.path, "the arms' matches refer to each other in a cycle");
+  for (const auto& a : spec.arms)
+    if (a.config.readout != spec.arms.front().config.readout)
+      fail("compare spec " + spec.path, "arm '" + a.name + "' changes the readout; every arm must be read out the same way "
+                                        "(the report gives both the mean and the last-frame readout)");
   for (size_t i = 0; i < spec.arms.size(); ++i)
     for (size_t k = i + 1; k < spec.arms.size(); ++k) {
       auto a = spec.arms[i].config_json, b = spec.arms[k].config_json;

@@ -20,13 +20,13 @@ struct ArmCost {
   int64_t flops_experts_per_clip = 0;   // and their experts (the dense MLPs count here too)
   nlohmann::json to_json() const;
 };
-ArmCost arm_cost(const TRecViTConfig& config);
+ArmCost arm_cost(const TRecViTConfig& config, int64_t frames = 0);  // frames: clip length (0: num_frames)
 
 // "Hold `what` (params_total, params_active_per_token or flops_per_clip) equal to arm `arm`'s by
 // choosing the integer at `field` (a dotted path into the model config) within [min, max]".
 struct ArmMatch {
   std::string what, arm, field;
-  int64_t min = 1, max = 1 << 20;
+  int64_t min = 1, max = 65536;  // each probe builds the model: keep the range sensible
   bool square = false;  // only perfect squares (product-key expert counts)
 };
 

@@ -12,6 +12,7 @@ constexpr double kW = 560, kH = 340, kL = 70, kR = 20, kT = 20, kB = 50;
 
 std::string num(double v) {
   char buf[32];
+  if (std::abs(v) < 1e-9) return "0";
   const double a = std::abs(v);
   if (a != 0 && (a >= 1e5 || a < 1e-2)) std::snprintf(buf, sizeof buf, "%.2g", v);
   else std::snprintf(buf, sizeof buf, a >= 100 ? "%.0f" : "%.3g", v);
@@ -33,6 +34,7 @@ struct Axis {
       for (double p = std::floor(std::log10(lo)); p <= std::ceil(std::log10(hi)); ++p)
         for (double m : {1.0, 2.0, 5.0})
           if (const double v = m * std::pow(10, p); v >= lo && v <= hi) t.push_back(v);
+      if (t.size() < 2) t = {lo * 1.2, std::sqrt(lo * hi), hi / 1.2};  // a narrow range: label it anyway
       return t;
     }
     const double raw = (hi - lo) / 5, mag = std::pow(10, std::floor(std::log10(raw)));
@@ -95,6 +97,7 @@ std::string escape(const std::string& t) {
 std::string scatter(const std::vector<Point>& pts, const std::string& xl, const std::string& yl, bool log_x) {
   std::vector<double> xs, ys;
   for (const auto& p : pts) {
+    if (!std::isfinite(p.y) || !std::isfinite(p.x)) continue;
     xs.push_back(p.x);
     ys.push_back(p.y - p.err);
     ys.push_back(p.y + p.err);
@@ -104,12 +107,13 @@ std::string scatter(const std::vector<Point>& pts, const std::string& xl, const 
   s << frame(x, y, xl, yl);
   for (size_t i = 0; i < pts.size(); ++i) {
     const auto& p = pts[i];
+    if (!std::isfinite(p.y) || !std::isfinite(p.x)) continue;
     const double cx = x.map(p.x), cy = y.map(p.y);
     if (p.err > 0)
       s << "<line x1='" << cx << "' x2='" << cx << "' y1='" << y.map(p.y - p.err) << "' y2='" << y.map(p.y + p.err)
         << "' stroke='" << color(i) << "' stroke-width='2'/>";
-    s << "<circle cx='" << cx << "' cy='" << cy << "' r='5' fill='" << color(i) << "'><title>" << escape(p.label) << "</title></circle>";
-    s << "<text x='" << cx + 8 << "' y='" << cy - 6 << "' fill='" << color(i) << "'>" << escape(p.label) << "</text>";
+    s << "<circle cx='" << cx << "' cy='" << cy << "' r='5' fill='" << color(i) << "' fill-opacity='0.85'><title>"
+      << escape(p.label) << "</title></circle>";
   }
   return s.str() + "</svg>";
 }
@@ -122,33 +126,49 @@ std::string lines(const std::vector<Series>& series, const std::string& xl, cons
   std::ostringstream s;
   s << frame(x, y, xl, yl);
   for (size_t i = 0; i < series.size(); ++i) {
+    if (series[i].points.empty()) continue;  // its colour stays reserved, so colours match the other plots
     s << "<polyline fill='none' stroke='" << color(i) << "' stroke-width='1.6' points='";
     for (const auto& [a, b] : series[i].points) s << x.map(a) << "," << y.map(b) << " ";
     s << "'><title>" << escape(series[i].name) << "</title></polyline>";
+    if (series[i].points.size() < 3)
+      for (const auto& [a, b] : series[i].points)
+        s << "<circle cx='" << x.map(a) << "' cy='" << y.map(b) << "' r='3' fill='" << color(i) << "'/>";
     s << "<rect x='" << kW - kR - 150 << "' y='" << kT + 8 + 14 * i << "' width='10' height='10' fill='" << color(i)
       << "'/><text x='" << kW - kR - 136 << "' y='" << kT + 17 + 14 * i << "'>" << escape(series[i].name) << "</text>";
   }
   return s.str() + "</svg>";
 }
 
-std::string bars(const std::vector<double>& values, const std::vector<std::string>& labels, const std::string& xl,
-                 const std::string& yl) {
+std::string bars(const std::vector<double>& raw, const std::vector<std::string>& labels, const std::string& xl,
+                 const std::string& yl, bool log_y) {
+  // Log y plots log10(1 + v), so empty bins sit at 0 and every non-empty one shows; small
+  // counts stay linear.
+  log_y = log_y && !raw.empty() && *std::max_element(raw.begin(), raw.end()) >= 20;
+  std::vector<double> values;
+  for (double v : raw) values.push_back(log_y ? std::log10(1 + std::max(0.0, v)) : v);
   std::vector<double> ys(values);
   ys.push_back(0);
-  const Axis y = axis(ys, false, kH - kB, kT);
+  Axis y = axis(ys, false, kH - kB, kT);
+  if (log_y) y.lo = 0;
   const Axis x{0, static_cast<double>(std::max<size_t>(1, values.size())), false, kL, kW - kR};
   std::ostringstream s;
   s << "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 " << kW << " " << kH << "' width='" << kW << "' height='" << kH
     << "' font-family='sans-serif' font-size='11'>";
   s << "<rect x='" << kL << "' y='" << kT << "' width='" << kW - kL - kR << "' height='" << kH - kT - kB << "' fill='#fafafa' stroke='#999'/>";
-  for (double t : y.ticks())
+  std::vector<double> ticks = y.ticks();
+  if (log_y) {
+    ticks.clear();
+    for (double p = 0; p <= y.hi; ++p) ticks.push_back(std::log10(1 + std::pow(10, p) - (p == 0 ? 1 : 0)));
+  }
+  for (double t : ticks)
     s << "<line x1='" << kL << "' x2='" << kW - kR << "' y1='" << y.map(t) << "' y2='" << y.map(t)
-      << "' stroke='#e4e4e4'/><text x='" << kL - 6 << "' y='" << y.map(t) + 4 << "' text-anchor='end'>" << num(t) << "</text>";
+      << "' stroke='#e4e4e4'/><text x='" << kL - 6 << "' y='" << y.map(t) + 4 << "' text-anchor='end'>"
+      << num(log_y ? std::round(std::pow(10, t) - 1) : t) << "</text>";
   const double w = (x.b - x.a) / std::max<size_t>(1, values.size());
   for (size_t i = 0; i < values.size(); ++i) {
     const double x0 = x.a + i * w + 0.15 * w, top = y.map(values[i]), base = y.map(std::max(0.0, y.lo));
     s << "<rect x='" << x0 << "' y='" << std::min(top, base) << "' width='" << 0.7 * w << "' height='" << std::abs(base - top)
-      << "' fill='" << color(0) << "'><title>" << escape(labels[i]) << ": " << num(values[i]) << "</title></rect>";
+      << "' fill='" << color(0) << "'><title>" << escape(labels[i]) << ": " << num(raw[i]) << "</title></rect>";
     s << "<text x='" << x0 + 0.35 * w << "' y='" << kH - kB + 14 << "' text-anchor='middle'>" << escape(labels[i]) << "</text>";
   }
   s << "<text x='" << (kL + kW - kR) / 2 << "' y='" << kH - 12 << "' text-anchor='middle'>" << escape(xl) << "</text>";

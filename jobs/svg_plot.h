@@ -17,7 +17,7 @@ struct Series {
 std::string scatter(const std::vector<Point>& points, const std::string& x_label, const std::string& y_label, bool log_x);
 std::string lines(const std::vector<Series>& series, const std::string& x_label, const std::string& y_label);
 std::string bars(const std::vector<double>& values, const std::vector<std::string>& labels, const std::string& x_label,
-                 const std::string& y_label);
+                 const std::string& y_label, bool log_y = false);
 std::string escape(const std::string& text);  // for HTML text and attributes
 const char* color(size_t i);                   // a qualitative palette
 

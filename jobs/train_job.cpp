@@ -44,7 +44,7 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   topt.seed = job.seed;
   topt.out_dir = job.out_dir;
   if (topt.warmup_steps >= topt.steps) topt.warmup_steps = topt.steps / 10;
-  auto split = data::load_dataset(job.format, job.data_root, "train");
+  auto split = data::load_dataset(job.format, job.data_root, job.split);
   if (!split.missing.empty())
     report.problem(std::to_string(split.missing.size()) + " annotated videos are missing (first: " +
                    split.missing.front() + "); training on the " + std::to_string(split.items.size()) + " found");

@@ -24,6 +24,7 @@ struct TrainJob {
   std::string flip = "none";
   double color_jitter = 0;  // brightness/contrast/saturation strength
   std::string sample_log;   // append each batch's sample ids as a line to this file ("": none)
+  std::string split = "train";
 };
 
 struct TrainResult {

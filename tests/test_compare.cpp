@@ -86,7 +86,13 @@ TEST(Compare, QuickRunReportsCostsAccuraciesAndTheSameBatchesForEveryArm) {
     EXPECT_EQ(!a["routing"].empty(), sparse) << name;
   }
   EXPECT_NE(slurp(out / "runs/mlp/seed0/samples.txt"), slurp(out / "runs/mlp/seed1/samples.txt"));
-  EXPECT_NE(arm(report, "peer-param-matched")["matching"].get<std::string>().find("params_total"), std::string::npos);
+  // The matches hold their cost equal (to the nearest allowed value of the solved field).
+  const double param_ratio = arm(report, "peer-param-matched")["params_total"].get<double>() / arm(report, "mlp")["params_total"].get<double>();
+  EXPECT_NEAR(param_ratio, 1.0, 0.02);
+  const double active_ratio = arm(report, "mlp-active-matched")["params_active_per_token"].get<double>() /
+                              arm(report, "peer")["params_active_per_token"].get<double>();
+  EXPECT_NEAR(active_ratio, 1.0, 0.01);
+  EXPECT_NE(arm(report, "peer-param-matched")["matching"].get<std::string>().find("num_experts = "), std::string::npos);
   // Per-seed accuracies are those of a plain `trecvit eval` of the arm's checkpoint.
   for (const std::string name : {"peer", "sigma-moe"}) {
     const auto& a = arm(report, name);
@@ -128,6 +134,9 @@ TEST(Compare, AKilledCallResumesToTheSameNumbers) {
     EXPECT_EQ(arm(whole, name)["top1_per_seed"], arm(cut, name)["top1_per_seed"]) << name;
     EXPECT_EQ(arm(whole, name)["last_top1_per_seed"], arm(cut, name)["last_top1_per_seed"]) << name;
     EXPECT_EQ(arm(whole, name)["top5_per_seed"], arm(cut, name)["top5_per_seed"]) << name;
+    EXPECT_EQ(slurp(dir + "/whole/runs/" + name + "/seed0/samples.txt"), slurp(dir + "/cut/runs/" + name + "/seed0/samples.txt"))
+        << name << ": the resumed run's batches";
+    EXPECT_GT(arm(cut, name)["train_clips_per_s"].get<double>(), 0) << name;
   }
 }
 
@@ -159,4 +168,7 @@ TEST(Compare, BadSpecsAreClearErrorsBeforeAnyTraining) {
         "no arm named 'c'");
   fails(R"([{"name": "a"}])", "does not exist", {}, R"({"root": ")" + dir + R"(/nowhere"})");
   fails(R"([{"name": "a", "model": {"width": -3}}])", "width");
+  fs::create_directories(dir + "/empty");
+  fails(R"([{"name": "a"}])", dir + "/empty", {}, R"({"root": ")" + dir + R"(/empty"})");
+  fails(R"([{"name": "a"}, {"name": "b", "model": {"readout": "last"}}])", "changes the readout");
 }
