@@ -22,7 +22,7 @@ void add_compare_command(CLI::App& app, Global& g) {
   cmd->add_option("--seeds", job.seeds, "seeds per arm (0: the spec's; --quick: 1)")->check(at_least(0));
   cmd->add_flag("--quick", job.quick, "tiny generated data and few steps, for a first look and for tests");
   cmd->add_flag("--resume", job.resume, "continue an earlier call: finished runs are kept, a killed one continues");
-  cmd->add_option("--sweep", job.sweeps, "ARM:FIELD=v1,v2,...: one arm per value, e.g. peer:layer_channel_mixers.1.topk=4,8,16");
+  cmd->add_option("--sweep", job.sweeps, "[ARM:]FIELD=v1,v2,...: one arm per value, e.g. peer:layer_channel_mixers.1.topk=4,8,16 (no ARM: the first arm with FIELD)");
   cmd->add_flag("--dry-run", dry_run, "resolve the arms and print what each holds equal, then stop");
   cmd->callback([&g] {
     video::set_ffmpeg_log_level(AV_LOG_FATAL);

@@ -47,6 +47,17 @@ nlohmann::json* at_path(nlohmann::json& j, const std::string& path, const std::s
   return cur;
 }
 
+bool has_path(const nlohmann::json& j, const std::string& path) {
+  const nlohmann::json* v = &j;
+  std::stringstream ss(path);
+  std::string key;
+  while (std::getline(ss, key, '.')) {
+    if (!v->is_object() || !v->contains(key)) return false;
+    v = &(*v)[key];
+  }
+  return true;
+}
+
 int64_t cost_of(const ArmCost& c, const std::string& what) {
   if (what == "params_total") return c.params_total;
   if (what == "params_active_per_token") return c.params_active_per_token;
@@ -190,10 +201,22 @@ CompareSpec load_compare_spec(const std::string& path) {
 
 void add_sweep(CompareSpec& spec, const std::string& sweep) {
   const std::string where = "--sweep " + sweep;
-  const size_t colon = sweep.find(':'), eq = sweep.find('=');
-  if (colon == std::string::npos || eq == std::string::npos || eq < colon)
-    fail(where, "expected ARM:FIELD=v1,v2,... (FIELD a dotted path into the model config)");
-  const std::string arm = sweep.substr(0, colon), field = sweep.substr(colon + 1, eq - colon - 1);
+  const size_t eq = sweep.find('='), colon = sweep.substr(0, eq).find(':');
+  if (eq == std::string::npos || eq == 0) fail(where, "expected [ARM:]FIELD=v1,v2,... (FIELD a dotted path into the model config)");
+  const std::string field = colon == std::string::npos ? sweep.substr(0, eq) : sweep.substr(colon + 1, eq - colon - 1);
+  std::string arm = colon == std::string::npos ? "" : sweep.substr(0, colon);
+  if (arm.empty()) {
+    // No arm named: the first whose model has the field (e.g. the first with a PEER for ...topk).
+    std::ifstream in(spec.model_config);
+    const nlohmann::json base_cfg = nlohmann::json::parse(in, nullptr, false);
+    for (const auto& a : spec.arms) {
+      if (has_path(apply_patch(base_cfg, a.patch), field)) {
+        arm = a.name;
+        break;
+      }
+    }
+    if (arm.empty()) fail(where, "no arm's model config has the field '" + field + "' (name the arm: ARM:" + field + "=...)");
+  }
   const Arm* base = nullptr;
   for (const auto& a : spec.arms)
     if (a.name == arm) base = &a;

@@ -63,8 +63,9 @@ struct CompareSpec {
 // shipped config names through find_config. Throws ConfigError naming the spec and the field:
 // unknown fields, unknown arms in matches, arms that do not differ, bad sweeps.
 CompareSpec load_compare_spec(const std::string& path);
-// "ARM:FIELD=v1,v2,..." adds one arm per value (a copy of ARM with FIELD set); FIELD is a dotted
-// path into the model config, e.g. peer:layer_channel_mixers.1.topk=4,8,16.
+// "[ARM:]FIELD=v1,v2,..." adds one arm per value (a copy of ARM with FIELD set); FIELD is a dotted
+// path into the model config, e.g. peer:layer_channel_mixers.1.topk=4,8,16. Without ARM: the
+// first arm whose model config has FIELD.
 void add_sweep(CompareSpec& spec, const std::string& sweep);
 // Resolves every arm (patch, matches, costs) and checks that no two are the same.
 void resolve_arms(CompareSpec& spec);

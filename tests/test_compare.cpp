@@ -57,7 +57,7 @@ TEST(Compare, QuickRunReportsCostsAccuraciesAndTheSameBatchesForEveryArm) {
   const fs::path out = dir + "/cmp";
   std::string log;
   ASSERT_EQ(test::run_command(kBin + " compare --spec " + kSpec + " --out " + out.string() +
-                                  " --quick --seeds 2 --sweep peer:layer_channel_mixers.1.topk=4,16",
+                                  " --quick --seeds 2 --sweep layer_channel_mixers.1.topk=4,16",
                               &log),
             0)
       << log;
@@ -164,6 +164,7 @@ TEST(Compare, BadSpecsAreClearErrorsBeforeAnyTraining) {
   fails(R"([{"name": "a"}, {"name": "b", "model": {"layer_channel_mixers": null}}])", "bogus",
         {"a:layer_channel_mixers.1.bogus=1,2"});
   fails(R"([{"name": "a"}])", "no arm named 'zzz'", {"zzz:width=32,64"});
+  fails(R"([{"name": "a"}])", "no arm's model config has the field 'nothing.here'", {"nothing.here=1,2"});
   fails(R"([{"name": "a"}, {"name": "b", "match": [{"what": "params_total", "arm": "c", "field": "width"}]}])",
         "no arm named 'c'");
   fails(R"([{"name": "a"}])", "does not exist", {}, R"({"root": ")" + dir + R"(/nowhere"})");
