@@ -144,6 +144,9 @@ std::string bars(const std::vector<double>& raw, const std::vector<std::string>&
   // Log y plots log10(1 + v), so empty bins sit at 0 and every non-empty one shows; small
   // counts stay linear.
   log_y = log_y && !raw.empty() && *std::max_element(raw.begin(), raw.end()) >= 20;
+  std::string yl_shown = yl;
+  if (!log_y && yl_shown.size() > 12 && yl_shown.compare(yl_shown.size() - 12, 12, " (log scale)") == 0)
+    yl_shown.resize(yl_shown.size() - 12);
   std::vector<double> values;
   for (double v : raw) values.push_back(log_y ? std::log10(1 + std::max(0.0, v)) : v);
   std::vector<double> ys(values);
@@ -169,10 +172,11 @@ std::string bars(const std::vector<double>& raw, const std::vector<std::string>&
     const double x0 = x.a + i * w + 0.15 * w, top = y.map(values[i]), base = y.map(std::max(0.0, y.lo));
     s << "<rect x='" << x0 << "' y='" << std::min(top, base) << "' width='" << 0.7 * w << "' height='" << std::abs(base - top)
       << "' fill='" << color(0) << "'><title>" << escape(labels[i]) << ": " << num(raw[i]) << "</title></rect>";
-    s << "<text x='" << x0 + 0.35 * w << "' y='" << kH - kB + 14 << "' text-anchor='middle'>" << escape(labels[i]) << "</text>";
+    if (values.size() <= 12 || i % 2 == 0)  // many bins: every other label, so they do not overlap
+      s << "<text x='" << x0 + 0.35 * w << "' y='" << kH - kB + 14 << "' text-anchor='middle'>" << escape(labels[i]) << "</text>";
   }
   s << "<text x='" << (kL + kW - kR) / 2 << "' y='" << kH - 12 << "' text-anchor='middle'>" << escape(xl) << "</text>";
-  s << "<text transform='translate(16," << (kT + kH - kB) / 2 << ") rotate(-90)' text-anchor='middle'>" << escape(yl) << "</text>";
+  s << "<text transform='translate(16," << (kT + kH - kB) / 2 << ") rotate(-90)' text-anchor='middle'>" << escape(yl_shown) << "</text>";
   return s.str() + "</svg>";
 }
 
