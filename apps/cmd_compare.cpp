@@ -36,10 +36,12 @@ void add_compare_command(CLI::App& app, Global& g) {
     }
     const auto r = run_compare(job, make_printer(g.log_format), &install_stop_signals());
     if (g.log_format == LogFormat::kText) {
+      auto pct = [](const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.2f}", 100 * v.get<double>()) : "n/a"; };
       for (const auto& a : r.report["arms"])
-        fmt::print("{:<24} top-1 {:6.2f} ± {:5.2f}%  last-frame {:6.2f}%  {} params  {} FLOPs/clip\n", a["name"].get<std::string>(),
-                   100 * a["top1_mean"].get<double>(), 100 * a["top1_std"].get<double>(), 100 * a["last_top1_mean"].get<double>(),
-                   a["params_total"].get<int64_t>(), a["flops_per_clip"].get<int64_t>());
+        fmt::print("{:<24} top-1 {}{}%  last-frame {}%  {} params  {} FLOPs/clip ({} seed{})\n", a["name"].get<std::string>(),
+                   pct(a["top1_mean"]), a["top1_std"].is_number() ? " ± " + pct(a["top1_std"]) : "", pct(a["last_top1_mean"]),
+                   a["params_total"].get<int64_t>(), a["flops_per_clip"].get<int64_t>(), a["seeds_done"].get<int64_t>(),
+                   a["seeds_done"].get<int64_t>() == 1 ? "" : "s");
       fmt::print("{} runs trained, {} kept from an earlier call{}; report: {}/report.html\n", r.runs_done, r.runs_skipped,
                  r.stopped ? " (stopped: run again with --resume to finish)" : "", job.out_dir);
     }

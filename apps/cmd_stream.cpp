@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 
+#include <opencv2/core/utils/logger.hpp>
+
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/progress.h"
@@ -72,6 +74,7 @@ void add_stream_command(CLI::App& app, Global& g) {
       ->group("");
   cmd->callback([&g] {
     video::set_ffmpeg_log_level(AV_LOG_FATAL);  // the job reports source problems itself
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);  // OpenCV's camera warnings too
     job.readout = readout;
     job.backoff = std::chrono::milliseconds(backoff_ms);
     job.io_timeout = std::chrono::milliseconds(timeout_ms);
@@ -98,8 +101,8 @@ void add_stream_command(CLI::App& app, Global& g) {
         throw std::runtime_error("--write-video " + job.write_video + ": the folder " + dir.string() + " does not exist");
     }
     const bool to_stdout = jsonl == "-";
-    // With JSON lines on stdout, everything else goes to stderr.
-    auto printer = make_printer(g.log_format, to_stdout);
+    // With JSON lines on stdout, everything else goes to stderr (as text).
+    auto printer = to_stdout ? make_printer(LogFormat::kText, false, stderr) : make_printer(g.log_format);
     auto mu = std::make_shared<std::mutex>();
     ProgressSink sink = [&, printer, mu](const Event& e) {
       if (e.kind == EventKind::kFrame) {
@@ -117,7 +120,6 @@ void add_stream_command(CLI::App& app, Global& g) {
         if (g.log_format == LogFormat::kJson && !to_stdout) printer(e);
         return;
       }
-      if (to_stdout && e.kind == EventKind::kStatus) return;  // keep stdout pure JSON lines
       printer(e);
     };
     StreamDisplay show;

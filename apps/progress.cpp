@@ -23,42 +23,47 @@ std::string top_line(const nlohmann::json& top) {
   return line;
 }
 
-void print_text(const Event& e) {
+void print_text(const Event& e, std::FILE* out) {
   const auto& f = e.fields;
   switch (e.kind) {
     case EventKind::kStage:
-      fmt::print("== {}\n", f["message"].get<std::string>());
+      fmt::print(out, "== {}\n", f["message"].get<std::string>());
       break;
     case EventKind::kStep:
-      fmt::print("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n",
+      fmt::print(out, "step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n",
                  f["step"].get<int64_t>(), f["steps"].get<int64_t>(), f["epoch"].get<double>(),
                  f["loss"].get<double>(), 100 * f["accuracy"].get<double>(), f["lr"].get<double>(),
                  f["clips_per_s"].get<double>(), hms(f["eta_s"].get<double>()));
       break;
     case EventKind::kEpoch:
-      fmt::print("epoch {} done: {} unreadable samples skipped and replaced so far\n", f["epoch"].get<int64_t>(),
+      fmt::print(out, "epoch {} done: {} unreadable samples skipped and replaced so far\n", f["epoch"].get<int64_t>(),
                  f["skipped"].get<int64_t>());
       break;
     case EventKind::kEval:
-      fmt::print("eval {} on {} ({} videos, views {}): top-1 {:.2f}%  top-5 {:.2f}%  ({} unreadable, {} missing){}\n",
+      fmt::print(out, "eval {} on {} ({} videos, views {}): top-1 {:.2f}%  top-5 {:.2f}%  ({} unreadable, {} missing){}\n",
                  f["checkpoint"].get<std::string>(), f["split"].get<std::string>(), f["count"].get<int64_t>(),
                  f["views"].get<std::string>(), 100 * f["top1"].get<double>(), 100 * f["top5"].get<double>(),
                  f["skipped"].get<int64_t>(), f["missing"].get<int64_t>(), f.value("stopped", false) ? " STOPPED: partial" : "");
       break;
-    case EventKind::kItem:
-      fmt::print("{}: {}/{} ({:.1f}/s, ETA {})\n", e.job, f["done"].get<int64_t>(), f["total"].get<int64_t>(),
-                 f["rate"].get<double>(), hms(f["eta_s"].get<double>()));
+    case EventKind::kItem: {
+      // Items that take minutes (compare's runs) read better per minute or per hour.
+      const double r = f["rate"].get<double>();
+      const std::string rate = r >= 0.1 ? fmt::format("{:.1f}/s", r) : r * 60 >= 0.1 ? fmt::format("{:.1f}/min", r * 60)
+                                                                                   : fmt::format("{:.2f}/h", r * 3600);
+      fmt::print(out, "{}: {}/{} ({}, ETA {})\n", e.job, f["done"].get<int64_t>(), f["total"].get<int64_t>(), rate,
+                 hms(f["eta_s"].get<double>()));
       break;
+    }
     case EventKind::kProblem:
-      std::fflush(stdout);
+      std::fflush(out);
       fmt::print(stderr, "{}: {}\n", e.job, f["message"].get<std::string>());
       break;
     case EventKind::kFrame:
-      fmt::print("frame {:>2}:{}\n", f["index"].get<int64_t>(), top_line(f["topk"]));
+      fmt::print(out, "frame {:>2}:{}\n", f["index"].get<int64_t>(), top_line(f["topk"]));
       break;
     case EventKind::kStatus: {
       const auto& top = f["top"];
-      fmt::print("{}: frame {} {:.1f} fps latency p50/p95 {:.0f}/{:.0f} ms dropped {}{}{}\n", f["source"].get<std::string>(),
+      fmt::print(out, "{}: frame {} {:.1f} fps latency p50/p95 {:.0f}/{:.0f} ms dropped {}{}{}\n", f["source"].get<std::string>(),
                  f["frames"].get<int64_t>(), f["fps"].get<double>(), f["latency_p50_ms"].get<double>(),
                  f["latency_p95_ms"].get<double>(), f["dropped"].get<int64_t>(),
                  top.is_null() ? std::string() : fmt::format("  {:.1f}% {}", 100 * top["prob"].get<double>(), top["label"].get<std::string>()),
@@ -66,7 +71,7 @@ void print_text(const Event& e) {
       break;
     }
   }
-  std::fflush(stdout);  // progress reaches a pipe or log file as it happens
+  std::fflush(out);  // progress reaches a pipe or log file as it happens
 }
 
 }  // namespace
@@ -76,9 +81,9 @@ std::string hms(double s) {
   return fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60);
 }
 
-ProgressSink make_printer(LogFormat format, bool problems_only) {
+ProgressSink make_printer(LogFormat format, bool problems_only, std::FILE* text_out) {
   auto mu = std::make_shared<std::mutex>();
-  return [format, problems_only, mu](const Event& e) {
+  return [format, problems_only, mu, text_out](const Event& e) {
     std::lock_guard<std::mutex> lock(*mu);
     if (problems_only) {
       if (e.kind == EventKind::kProblem) fmt::print(stderr, "{}: {}\n", e.job, e.fields["message"].get<std::string>());
@@ -86,7 +91,7 @@ ProgressSink make_printer(LogFormat format, bool problems_only) {
       fmt::print("{}\n", dump(e.to_json()));
       std::fflush(stdout);
     } else {
-      print_text(e);
+      print_text(e, text_out);
     }
   };
 }

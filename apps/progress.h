@@ -1,6 +1,7 @@
 #pragma once
 // The terminal side of the jobs: renders their events as progress lines (or JSON lines with
 // --log-format json), and turns SIGINT/SIGTERM into a stop request.
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -14,7 +15,8 @@ enum class LogFormat { kText, kJson };
 // Text: progress on stdout, problems on stderr, flushed as they happen. Json: one object per
 // line on stdout. problems_only: just the problems, on stderr (for commands whose stdout is a
 // JSON report). The sink is safe to call from several threads.
-ProgressSink make_printer(LogFormat format, bool problems_only = false);
+// text_out: where text progress goes (stderr when stdout carries data, e.g. `stream --jsonl -`).
+ProgressSink make_printer(LogFormat format, bool problems_only = false, std::FILE* text_out = stdout);
 // The job's result at the end: JSON as {"event": "result", "job": ..., ...} in the json log
 // format; nothing in text (the command prints its own summary).
 void print_result(LogFormat format, const std::string& job, const nlohmann::json& result);

@@ -49,7 +49,7 @@ std::string fmt(const char* f, double v) {
 
 std::string pct(const nlohmann::json& mean, const nlohmann::json& std) {
   if (!mean.is_number()) return "n/a";
-  return fmt("%.2f", 100 * mean.get<double>()) + " ± " + fmt("%.2f", 100 * std.get<double>());
+  return fmt("%.2f", 100 * mean.get<double>()) + (std.is_number() ? " ± " + fmt("%.2f", 100 * std.get<double>()) : "");
 }
 
 std::string si(double v) {
@@ -117,6 +117,8 @@ nlohmann::json compare_report(const CompareSpec& spec, const std::map<std::strin
     j["rss_growth_stream_bytes"] = grow_s.empty() ? 0.0 : *std::max_element(grow_s.begin(), grow_s.end());
     if (rs.empty())  // no finished seed: no numbers, rather than zeros that read as results
       for (auto key : {"top1_mean", "top1_std", "top5_mean", "top5_std", "last_top1_mean", "last_top1_std"}) j[key] = nullptr;
+    if (rs.size() == 1)  // one seed has no spread
+      for (auto key : {"top1_std", "top5_std", "last_top1_std"}) j[key] = nullptr;
     j["routing"] = routing_summary(rs);
     nlohmann::json curves = nlohmann::json::array();
     for (const auto& r : rs) curves.push_back(r["loss_curve"]);
@@ -154,6 +156,7 @@ void write_compare_markdown(const nlohmann::json& r, const std::string& path) {
     << r["seeds"].get<int64_t>() << " seed(s), " << r["recipe"]["steps"].get<int64_t>() << " steps of batch "
     << r["recipe"]["batch_size"].get<int64_t>() << " on " << r["data"]["root"].get<std::string>() << " ("
     << r["data"]["eval"].get<std::string>() << " split). Accuracies in %, mean ± std over seeds (sample std).\n\n";
+  if (!r.value("complete", true)) o << "**Incomplete: the call was stopped; run it again with --resume to finish.**\n\n";
   o << "| arm | seeds | top-1 | top-5 | last-frame top-1 | params | active params/token | FLOPs/clip (router) | train clips/s | "
        "stream ms/frame | RSS growth train / stream |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& a : r["arms"]) {
@@ -216,7 +219,8 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
   for (const auto& a : r["arms"]) {
     // Arms without a finished seed stay out of the plots (their colour slot is kept).
     const bool has = a["top1_mean"].is_number();
-    const double y = has ? 100 * a["top1_mean"].get<double>() : NAN, e = has ? 100 * a["top1_std"].get<double>() : 0;
+    const double y = has ? 100 * a["top1_mean"].get<double>() : NAN;
+    const double e = a["top1_std"].is_number() ? 100 * a["top1_std"].get<double>() : 0;
     by_flops.push_back({a["flops_per_clip"].get<double>(), y, e, a["name"]});
     by_params.push_back({a["params_total"].get<double>(), y, e, a["name"]});
     Series s{a["name"], {}};

@@ -163,12 +163,21 @@ CompareSpec load_compare_spec(const std::string& path) {
     s.recipe.flip = r.value("flip", s.recipe.flip);
     s.recipe.workers = r.value("workers", s.recipe.workers);
     if (s.recipe.steps < 1 || s.recipe.batch_size < 1) fail(where, "recipe.steps and recipe.batch_size must be >= 1");
+    if (s.recipe.sampler != "random" && s.recipe.sampler != "segments")
+      fail(where, "recipe.sampler: expected random or segments, got '" + s.recipe.sampler + "'");
+    if (s.recipe.eval_sampler != "center" && s.recipe.eval_sampler != "segments")
+      fail(where, "recipe.eval_sampler: expected center or segments, got '" + s.recipe.eval_sampler + "'");
+    if (s.recipe.flip != "none" && s.recipe.flip != "plain" && s.recipe.flip != "mirror")
+      fail(where, "recipe.flip: expected none, plain or mirror, got '" + s.recipe.flip + "'");
   }
   if (j.contains("quick")) {
     only_fields(j["quick"], {"steps", "batch_size", "train_clips", "validation_clips"}, where + ": quick");
     s.quick = j["quick"];
   }
-  s.seeds = j.value("seeds", s.seeds);
+  if (j.contains("seeds")) {
+    if (!j["seeds"].is_number_integer() || j["seeds"].get<int64_t>() < 1) fail(where, "seeds: must be an integer >= 1");
+    s.seeds = j["seeds"].get<int64_t>();
+  }
   if (!j.contains("arms") || !j["arms"].is_array() || j["arms"].empty()) fail(where, "'arms' must be a non-empty list");
   std::set<std::string> names;
   for (const auto& a : j["arms"]) {
@@ -221,6 +230,14 @@ void add_sweep(CompareSpec& spec, const std::string& sweep) {
   for (const auto& a : spec.arms)
     if (a.name == arm) base = &a;
   if (!base) fail(where, "no arm named '" + arm + "'");
+  {
+    // The field must be one the arm's model has: setting it on an arm that removed it (a sweep of
+    // PEER's topk over the dense arm) would quietly bring the base's mixer back.
+    std::ifstream in(spec.model_config);
+    const nlohmann::json base_cfg = nlohmann::json::parse(in, nullptr, false);
+    if (!has_path(apply_patch(base_cfg, base->patch), field))
+      fail(where, "arm '" + arm + "' has no field '" + field + "' in its model config");
+  }
   std::stringstream ss(sweep.substr(eq + 1));
   std::string v;
   std::vector<Arm> added;
@@ -234,6 +251,8 @@ void add_sweep(CompareSpec& spec, const std::string& sweep) {
       if (other.name == a.name) a.name = arm + "[" + field + "=" + v + "]";  // another sweep of a same-named field
     for (const auto& other : spec.arms)
       if (other.name == a.name) fail(where, "arm '" + a.name + "' exists already");
+    for (const auto& other : added)
+      if (other.name == a.name) fail(where, "the value " + v + " is given twice");
     if (a.name.find_first_of("/\\ ") != std::string::npos) fail(where, "values must not hold spaces or slashes");
     a.swept = field + "=" + v;
     added.push_back(a);

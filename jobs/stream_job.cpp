@@ -32,7 +32,12 @@ struct Stream {
   int64_t since_reset = 0;
   bool done = false;
   bool started = false;
-  Clock::time_point first_frame;
+  Clock::time_point first_frame, last_frame;
+  // Frames per second over the grab times of the processed frames: N frames span N - 1 gaps.
+  double fps() const {
+    const double span = started ? std::chrono::duration<double>(last_frame - first_frame).count() : 0;
+    return summary.frames > 1 && span > 0 ? (summary.frames - 1) / span : 0;
+  }
   std::vector<LabelProb> top;
   std::unique_ptr<video::VideoWriter> writer;
   std::string writer_path;
@@ -175,9 +180,8 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
   };
   auto emit_status = [&] {
     for (auto& s : streams) {
-      const double active = s.started ? seconds_between(s.first_frame, Clock::now()) : 0;
       report(EventKind::kStatus,
-             {{"source", s.summary.source}, {"frames", s.summary.frames}, {"fps", active > 0 ? s.summary.frames / active : 0.0},
+             {{"source", s.summary.source}, {"frames", s.summary.frames}, {"fps", s.fps()},
               {"latency_p50_ms", s.latency.recent_percentile(0.5)}, {"latency_p95_ms", s.latency.recent_percentile(0.95)},
               {"dropped", s.capture->dropped()}, {"reconnects", s.capture->reconnects()},
               {"state", s.done ? s.summary.state : "running"},
@@ -268,6 +272,7 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
         s.started = true;
         s.first_frame = m.grabbed_at;
       }
+      s.last_frame = m.grabbed_at;
       const double latency_ms = 1e3 * seconds_between(m.grabbed_at, now);
       s.latency.add(latency_ms);
       s.top.clear();
@@ -320,8 +325,7 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
     x.dropped = s.capture->dropped();
     x.grabbed = s.capture->grabbed();
     x.reconnects = s.capture->reconnects();
-    const double active = s.started ? seconds_between(s.first_frame, Clock::now()) : 0;
-    x.fps = active > 0 ? x.frames / active : 0;
+    x.fps = s.fps();
     x.latency_p50_ms = s.latency.percentile(0.5);
     x.latency_p95_ms = s.latency.percentile(0.95);
     x.latency_max_ms = s.latency.max();

@@ -57,7 +57,7 @@ struct SourceSummary {
   std::string problem;
   int64_t frames = 0, dropped = 0, grabbed = 0, resets = 0;
   int reconnects = 0;
-  double fps = 0;  // processed frames per second of the source's active time
+  double fps = 0;  // processed frames per second, between the first and the last processed frame's grab
   double latency_p50_ms = 0, latency_p95_ms = 0, latency_max_ms = 0;
   nlohmann::json to_json() const;
 };

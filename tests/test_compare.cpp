@@ -165,6 +165,9 @@ TEST(Compare, BadSpecsAreClearErrorsBeforeAnyTraining) {
         {"a:layer_channel_mixers.1.bogus=1,2"});
   fails(R"([{"name": "a"}])", "no arm named 'zzz'", {"zzz:width=32,64"});
   fails(R"([{"name": "a"}])", "no arm's model config has the field 'nothing.here'", {"nothing.here=1,2"});
+  fails(R"([{"name": "a"}, {"name": "b", "model": {"layer_channel_mixers": null}}])", "arm 'b' has no field",
+        {"b:layer_channel_mixers.1.topk=4,16"});
+  fails(R"([{"name": "a"}])", "the value 4 is given twice", {"a:layer_channel_mixers.1.topk=4,16,4"});
   fails(R"([{"name": "a"}, {"name": "b", "match": [{"what": "params_total", "arm": "c", "field": "width"}]}])",
         "no arm named 'c'");
   fails(R"([{"name": "a"}])", "does not exist", {}, R"({"root": ")" + dir + R"(/nowhere"})");

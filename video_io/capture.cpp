@@ -68,7 +68,18 @@ Capture::Capture(const std::string& source, const CaptureOptions& options) : sou
   if (kind_ != Kind::kFile && options_.wait_for_consumer)
     throw VideoError(ErrorKind::kBadRequest, source, "only files can wait for the consumer; a live source cannot be paused");
   if (!open_source()) {  // a missing or broken file throws at once, never reconnects
-    if (!reconnect()) throw VideoError(ErrorKind::kSourceLost, source, failure_);
+    const std::string first = failure_;
+    if (!reconnect()) {
+      // Never opened: say so, with the attempts and the source's own last error.
+      std::string last = last_error_.empty() ? first : last_error_;
+      // Drop the "SOURCE: source lost: " that VideoError::what() puts in front of the problem.
+      for (const std::string prefix : {source + ": ", std::string(to_string(ErrorKind::kSourceLost)) + ": "})
+        if (last.rfind(prefix, 0) == 0) last = last.substr(prefix.size());
+      throw VideoError(ErrorKind::kSourceLost, source,
+                       "cannot be opened (" + std::to_string(options_.max_reconnects + 1) + " attempt" +
+                           (options_.max_reconnects ? "s, backoff from " + std::to_string(options_.backoff.count()) + " ms" : "") +
+                           "): " + last);
+    }
     reconnects_ = 0;  // attempts to open are not reconnections
   }
   start_ = Clock::now();
@@ -138,7 +149,7 @@ bool Capture::reconnect() {
       ++reconnects_;
       return true;
     }
-    if (!failure_.empty()) last = failure_;
+    if (!failure_.empty()) last = last_error_ = failure_;
     wait = std::min(wait * 2, options_.max_backoff);
   }
   failure_ = "cannot be opened; gave up after " + std::to_string(options_.max_reconnects) +

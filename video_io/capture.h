@@ -139,7 +139,7 @@ class Capture {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool fresh_ = false, ended_ = false, failed_ = false, stopping_ = false;
-  std::string failure_, end_problem_;
+  std::string failure_, end_problem_, last_error_;
   int64_t slot_sequence_ = 0, dropped_ = 0;
   double slot_source_time_ = -1;
   std::chrono::steady_clock::time_point slot_grabbed_at_;
