@@ -8,6 +8,7 @@
 
 #include "models/accounting.h"
 #include "models/config_locator.h"
+#include "blocks/channel_mixer.h"
 #include "models/trecvit.h"
 
 namespace trecvit {
@@ -56,6 +57,17 @@ bool has_path(const nlohmann::json& j, const std::string& path) {
     v = &(*v)[key];
   }
   return true;
+}
+
+// The model an arm builds, independent of how its config spells it: scalar fields, and every
+// layer's mixer with the type's defaults filled in (an explicit {"type": "mlp"} equals none).
+nlohmann::json canonical_model(const TRecViTConfig& c) {
+  nlohmann::json j = config_to_json(c);
+  for (auto key : {"name", "channel_mixer", "layer_channel_mixers"}) j.erase(key);
+  nlohmann::json layers = nlohmann::json::array();
+  for (int64_t i = 0; i < c.depth; ++i) layers.push_back(resolve_channel_mixer(c.mixer_for_layer(i), {c.width, c.mlp_dim}).to_json());
+  j["mixers"] = layers;
+  return j;
 }
 
 int64_t cost_of(const ArmCost& c, const std::string& what) {
@@ -335,10 +347,7 @@ void resolve_arms(CompareSpec& spec) {
                                         "(the report gives both the mean and the last-frame readout)");
   for (size_t i = 0; i < spec.arms.size(); ++i)
     for (size_t k = i + 1; k < spec.arms.size(); ++k) {
-      auto a = spec.arms[i].config_json, b = spec.arms[k].config_json;
-      a.erase("name");
-      b.erase("name");
-      if (a == b)
+      if (canonical_model(spec.arms[i].config) == canonical_model(spec.arms[k].config))
         fail("compare spec " + spec.path, "arms '" + spec.arms[i].name + "' and '" + spec.arms[k].name +
                                               "' do not differ: they resolve to the same model");
     }

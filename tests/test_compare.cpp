@@ -161,6 +161,10 @@ TEST(Compare, BadSpecsAreClearErrorsBeforeAnyTraining) {
   };
   fails(R"([{"name": "a", "modle": {}}])", "unknown field 'modle'");
   fails(R"([{"name": "a"}, {"name": "b", "model": {"width": 64}}])", "arms 'a' and 'b' do not differ");
+  // The same dense model spelled out (the default mixer given explicitly, with its default width).
+  fails(R"([{"name": "a", "model": {"layer_channel_mixers": null}},
+            {"name": "b", "model": {"layer_channel_mixers": {"1": {"type": "mlp", "hidden": 256}}}}])",
+        "arms 'a' and 'b' do not differ");
   fails(R"([{"name": "a"}, {"name": "b", "model": {"layer_channel_mixers": null}}])", "bogus",
         {"a:layer_channel_mixers.1.bogus=1,2"});
   fails(R"([{"name": "a"}])", "no arm named 'zzz'", {"zzz:width=32,64"});
