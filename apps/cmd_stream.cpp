@@ -1,7 +1,6 @@
 // stream: live sources -> run_stream -> status lines, JSON lines, a summary.
 #include <fmt/format.h>
 
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -15,6 +14,7 @@
 #include "apps/stream_window.h"
 #include "jobs/stream_job.h"
 #include "video_io/error.h"
+#include "video_io/writer.h"
 
 extern "C" {
 #include <libavutil/log.h>
@@ -92,10 +92,8 @@ void add_stream_command(CLI::App& app, Global& g) {
       if (!summary) throw std::runtime_error("--summary-json " + summary_json + ": cannot be created");
     }
     if (!job.write_video.empty()) {
-      std::string ext = std::filesystem::path(job.write_video).extension().string();
-      for (auto& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      if (ext != ".mp4" && ext != ".m4v" && ext != ".mov" && ext != ".mkv" && ext != ".webm" && ext != ".avi")
-        throw std::runtime_error("--write-video " + job.write_video + ": the extension must be .mp4, .m4v, .mov, .mkv, .webm or .avi");
+      if (!video::VideoWriter::supports(job.write_video))
+        throw std::runtime_error("--write-video " + job.write_video + ": the extension must be " + video::kWriterExtensions);
       const auto dir = std::filesystem::path(job.write_video).parent_path();
       if (!dir.empty() && !std::filesystem::is_directory(dir))
         throw std::runtime_error("--write-video " + job.write_video + ": the folder " + dir.string() + " does not exist");

@@ -68,16 +68,6 @@ ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source, Classific
   return metrics;
 }
 
-ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source) {
-  ClassificationMetrics metrics(model.config().num_classes);
-  model.eval();
-  torch::NoGradGuard ng;
-  EvalSample s;
-  while (source.next(s)) {
-    auto logits = model.forward(s.views).mean(0, /*keepdim=*/true);  // views as a batch
-    metrics.add(logits, torch::tensor({s.label}, torch::kLong));
-  }
-  return metrics;
-}
+ClassificationMetrics evaluate(TRecViTImpl& model, EvalSource& source) { return evaluate(model, source, nullptr); }
 
 }  // namespace trecvit

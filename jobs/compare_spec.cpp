@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -159,6 +160,9 @@ CompareSpec load_compare_spec(const std::string& path) {
   if (!j.contains("model")) fail(where, "'model' (the base model config) is required");
   try {
     s.model_config = find_config(resolve_path(j["model"].get<std::string>(), dir));
+    std::ifstream min(s.model_config);
+    s.base_model = nlohmann::json::parse(min, nullptr, false);
+    if (s.base_model.is_discarded()) fail("model config " + s.model_config, "invalid JSON");
     if (j.contains("train")) s.train_config = find_config(resolve_path(j["train"].get<std::string>(), dir));
   } catch (const std::exception& e) {
     fail(where, e.what());
@@ -228,10 +232,8 @@ void add_sweep(CompareSpec& spec, const std::string& sweep) {
   std::string arm = colon == std::string::npos ? "" : sweep.substr(0, colon);
   if (arm.empty()) {
     // No arm named: the first whose model has the field (e.g. the first with a PEER for ...topk).
-    std::ifstream in(spec.model_config);
-    const nlohmann::json base_cfg = nlohmann::json::parse(in, nullptr, false);
     for (const auto& a : spec.arms) {
-      if (has_path(apply_patch(base_cfg, a.patch), field)) {
+      if (has_path(apply_patch(spec.base_model, a.patch), field)) {
         arm = a.name;
         break;
       }
@@ -242,14 +244,10 @@ void add_sweep(CompareSpec& spec, const std::string& sweep) {
   for (const auto& a : spec.arms)
     if (a.name == arm) base = &a;
   if (!base) fail(where, "no arm named '" + arm + "'");
-  {
-    // The field must be one the arm's model has: setting it on an arm that removed it (a sweep of
-    // PEER's topk over the dense arm) would quietly bring the base's mixer back.
-    std::ifstream in(spec.model_config);
-    const nlohmann::json base_cfg = nlohmann::json::parse(in, nullptr, false);
-    if (!has_path(apply_patch(base_cfg, base->patch), field))
-      fail(where, "arm '" + arm + "' has no field '" + field + "' in its model config");
-  }
+  // The field must be one the arm's model has: setting it on an arm that removed it (a sweep of
+  // PEER's topk over the dense arm) would quietly bring the base's mixer back.
+  if (!has_path(apply_patch(spec.base_model, base->patch), field))
+    fail(where, "arm '" + arm + "' has no field '" + field + "' in its model config");
   std::stringstream ss(sweep.substr(eq + 1));
   std::string v;
   std::vector<Arm> added;
@@ -274,9 +272,7 @@ void add_sweep(CompareSpec& spec, const std::string& sweep) {
 }
 
 void resolve_arms(CompareSpec& spec) {
-  std::ifstream in(spec.model_config);
-  nlohmann::json base = nlohmann::json::parse(in, nullptr, false);
-  if (base.is_discarded()) fail("model config " + spec.model_config, "invalid JSON");
+  const nlohmann::json& base = spec.base_model;
   auto find = [&](const std::string& name) -> Arm* {
     for (auto& a : spec.arms)
       if (a.name == name) return &a;
@@ -302,9 +298,11 @@ void resolve_arms(CompareSpec& spec) {
         const Arm& target = *find(m.arm);
         const int64_t want = cost_of(target.cost, m.what);
         nlohmann::json* slot = at_path(cfg, m.field, where + ": match.field");
+        std::map<int64_t, int64_t> probed;  // each probe builds a whole model: never twice
         auto eval = [&](int64_t x) {
+          if (auto it = probed.find(x); it != probed.end()) return it->second;
           *slot = x;
-          return cost_of(arm_cost(parse_arm(cfg, where), spec.recipe.frames), m.what);
+          return probed[x] = cost_of(arm_cost(parse_arm(cfg, where), spec.recipe.frames), m.what);
         };
         // The cost grows with the field: bisect for the value whose cost is closest to the target.
         auto value_at = [&](int64_t i) { return m.square ? i * i : i; };

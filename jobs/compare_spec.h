@@ -53,6 +53,7 @@ struct CompareSpec {
   std::string generate;  // "ssf": generate the embedded data when missing
   nlohmann::json quick = nlohmann::json::object();  // {"steps", "batch_size", "train_clips", "validation_clips"}
   std::string model_config, train_config;           // resolved paths
+  nlohmann::json base_model;                        // the model config's JSON, read once
   CompareRecipe recipe;
   int64_t seeds = 3;
   std::string reference;  // the arm the others are compared with (default: the first)

@@ -131,8 +131,7 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
   std::vector<Stream> streams(S);
   co.display = display_size(job.display_short_side);
   for (const auto& src : job.sources)
-    if (job.no_drop && (src.find("://") != std::string::npos || src.rfind("/dev/", 0) == 0 ||
-                        std::all_of(src.begin(), src.end(), [](char c) { return c >= '0' && c <= '9'; })))
+    if (job.no_drop && video::Capture::classify(src) != video::Capture::Kind::kFile)
       throw std::invalid_argument("--no-drop: " + src + " is a live source; only files can wait for the model");
   // All at once: N network cameras start in the time of the slowest, not the sum. The first
   // failure (or a stop request) makes the others give up at their next timeout poll.

@@ -49,20 +49,20 @@ uint64_t FrameSignal::wait(uint64_t seen, Clock::duration timeout) const {
   return count_;
 }
 
-Capture::Capture(const std::string& source, const CaptureOptions& options) : source_(source), options_(options) {
-  if (all_digits(source)) {
-    kind_ = Kind::kCamera;
+Capture::Kind Capture::classify(const std::string& source) {
+  if (all_digits(source) || source.rfind("/dev/video", 0) == 0) return Kind::kCamera;
+  return source.find("://") != std::string::npos ? Kind::kStream : Kind::kFile;
+}
+
+Capture::Capture(const std::string& source, const CaptureOptions& options)
+    : source_(source), options_(options), kind_(classify(source)) {
+  if (kind_ == Kind::kCamera && all_digits(source)) {
     if (source.size() > 4) throw VideoError(ErrorKind::kBadRequest, source, "not a camera index (0 to 9999)");
     src_ = make_camera_source(source, std::stoi(source), options_);
-  } else if (source.rfind("/dev/video", 0) == 0) {
-    kind_ = Kind::kCamera;
+  } else if (kind_ == Kind::kCamera) {
     src_ = make_camera_source(source, -1, options_);
-  } else if (source.find("://") != std::string::npos) {
-    kind_ = Kind::kStream;
-    check_scheme(source);
-    src_ = make_ffmpeg_source(source, options_, stop_flag_);
   } else {
-    kind_ = Kind::kFile;
+    if (kind_ == Kind::kStream) check_scheme(source);
     src_ = make_ffmpeg_source(source, options_, stop_flag_);
   }
   if (kind_ != Kind::kFile && options_.wait_for_consumer)

@@ -82,6 +82,7 @@ class Capture {
   // file. Throws VideoError naming the source when it cannot be opened (live sources after the
   // backoff), or kBadRequest for a scheme FFmpeg has no protocol for.
   explicit Capture(const std::string& source, const CaptureOptions& options = {});
+  static Kind classify(const std::string& source);  // what the constructor will open it as
   ~Capture();  // stops the grab thread and releases the source
   Capture(const Capture&) = delete;
   Capture& operator=(const Capture&) = delete;

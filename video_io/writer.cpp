@@ -102,26 +102,39 @@ struct VideoWriter::State {
   bool open = false;
 };
 
-VideoWriter::VideoWriter(const std::string& path, double fps, int width, int height, WriterOptions options)
-    : path_(path), width_(width), height_(height), s_(new State) {
-  EncoderArenaScope arena;
-  if (fps <= 0 || width <= 0 || height <= 0)
-    throw VideoError(ErrorKind::kBadRequest, path, "fps, width and height must be positive");
-  // Container by extension (so `data prepare` keeps a dataset's file names), encoders in order.
-  struct Container {
-    const char* ext;
-    const char* muxer;
-    std::vector<const char*> encoders;
-  };
+namespace {
+
+// Container by extension (so `data prepare` keeps a dataset's file names), encoders in order.
+struct Container {
+  const char* ext;
+  const char* muxer;
+  std::vector<const char*> encoders;
+};
+
+const Container* container_for(const std::string& path) {
   static const std::vector<Container> containers = {
       {".mp4", "mp4", {"libx264", "mpeg4"}},  {".m4v", "mp4", {"libx264", "mpeg4"}},
       {".mov", "mov", {"libx264", "mpeg4"}},  {".mkv", "matroska", {"libx264", "mpeg4"}},
       {".webm", "webm", {"libvpx-vp9", "libvpx"}}, {".avi", "avi", {"mpeg4"}}};
   std::string lower = path;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  auto container = std::find_if(containers.begin(), containers.end(), [&](const Container& c) { return ends_with(lower, c.ext); });
-  if (container == containers.end())
-    throw VideoError(ErrorKind::kWriteFailed, path, "unsupported extension (use .mp4, .m4v, .mov, .mkv, .webm or .avi)");
+  for (const auto& c : containers)
+    if (ends_with(lower, c.ext)) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
+bool VideoWriter::supports(const std::string& path) { return container_for(path) != nullptr; }
+
+VideoWriter::VideoWriter(const std::string& path, double fps, int width, int height, WriterOptions options)
+    : path_(path), width_(width), height_(height), s_(new State) {
+  EncoderArenaScope arena;
+  if (fps <= 0 || width <= 0 || height <= 0)
+    throw VideoError(ErrorKind::kBadRequest, path, "fps, width and height must be positive");
+  const Container* container = container_for(path);
+  if (!container)
+    throw VideoError(ErrorKind::kWriteFailed, path, "unsupported extension (use " + std::string(kWriterExtensions) + ")");
   const auto& encoders = container->encoders;
   if (encoders[0] == std::string("libx264") && (width % 2 || height % 2))
     throw VideoError(ErrorKind::kBadRequest, path, "H.264 with 4:2:0 chroma needs an even width and height, got " +

@@ -18,8 +18,12 @@ struct WriterOptions {
   int threads = 1;  // encoder threads; callers usually parallelise over files instead
 };
 
+inline constexpr const char* kWriterExtensions = ".mp4, .m4v, .mov, .mkv, .webm or .avi";
+
 class VideoWriter {
  public:
+  // Whether the path's extension is one the writer can produce (case-insensitive).
+  static bool supports(const std::string& path);
   // Throws VideoError(kWriteFailed) for other extensions (matched case-insensitively), when no
   // encoder can be opened or the file cannot be created; kBadRequest for a non-positive fps or
   // size, or odd sides with H.264.
