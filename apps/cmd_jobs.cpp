@@ -39,6 +39,22 @@ void print_inspect(const nlohmann::json& report) {
   }
 }
 
+void print_nevis_inspect(const nlohmann::json& report) {
+  for (auto& [name, splits] : report["datasets"].items()) {
+    fmt::print("{} (classes from {}):\n", name, report["classes_from"][name].get<std::string>());
+    for (auto& [split, s] : splits.items())
+      fmt::print("  {:<14} {:>8} examples, {} classes{}, {} corrupt\n", split, s["examples"].get<int64_t>(),
+                 s["num_classes"].get<int64_t>(), s["multi_label"].get<bool>() ? " (multi-label)" : "",
+                 s["corrupt"].get<int64_t>());
+  }
+  for (auto& n : report["not_ready"]) fmt::print("not ready (no status 'ready'): {}\n", n.get<std::string>());
+  for (auto& p : report["problems"])
+    fmt::print("problem: {} at byte {}: {}\n", p["file"].get<std::string>(), p["offset"].get<int64_t>(),
+               p["reason"].get<std::string>());
+  if (report["problems_total"].get<size_t>() > report["problems"].size())
+    fmt::print("... {} problems in all\n", report["problems_total"].get<int64_t>());
+}
+
 void add_data_commands(CLI::App& app, Global& g) {
   auto* data = app.add_subcommand("data", "dataset tools: inspect, prepare, generate-ssf");
   data->require_subcommand(1);
@@ -49,10 +65,13 @@ void add_data_commands(CLI::App& app, Global& g) {
     add_data_args(cmd, {&job.root, &job.format, nullptr, nullptr, nullptr, nullptr, {}, "--root"});
     cmd->add_option("--split", job.splits, "splits to inspect (default: the format's usual ones)");
     cmd->add_option("--workers", job.workers, "parallel probes")->check(at_least(1));
+    cmd->add_option("--num-classes", job.num_classes, "nevis: the class count of every dataset (default: the sidecar's, else the labels')")
+        ->check(at_least(1));
     cmd->add_flag("--json", json, "print one JSON object");
     cmd->callback([&g] {
       const auto r = run_data_inspect(job, make_printer(g.log_format, json), &install_stop_signals());
       if (json) fmt::print("{}\n", dump(r.report, 2));
+      else if (g.log_format == LogFormat::kText && job.format == "nevis") print_nevis_inspect(r.report);
       else if (g.log_format == LogFormat::kText) print_inspect(r.report);
       print_result(g.log_format, "data inspect", r.to_json());
     });

@@ -19,5 +19,6 @@ void add_video_commands(CLI::App& app, Global& g);  // probe, frames (builds wit
 void add_job_commands(CLI::App& app, Global& g);    // data, train, eval, demo (builds with the jobs library)
 void add_stream_command(CLI::App& app, Global& g);  // stream (with the jobs library)
 void add_compare_command(CLI::App& app, Global& g); // compare (with the jobs library)
+void add_nevis_commands(CLI::App& app, Global& g);  // nevis run/report, data nevis-build (after add_job_commands)
 
 }  // namespace trecvit::cli

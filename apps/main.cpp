@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   trecvit::cli::add_job_commands(app, g);
   trecvit::cli::add_stream_command(app, g);
   trecvit::cli::add_compare_command(app, g);
+  trecvit::cli::add_nevis_commands(app, g);
 #endif
   try {
     app.parse(argc, argv);

@@ -39,12 +39,21 @@ void print_text(const Event& e, std::FILE* out) {
       fmt::print(out, "epoch {} done: {} unreadable samples skipped and replaced so far\n", f["epoch"].get<int64_t>(),
                  f["skipped"].get<int64_t>());
       break;
-    case EventKind::kEval:
-      fmt::print(out, "eval {} on {} ({} videos, views {}): top-1 {:.2f}%  top-5 {:.2f}%  ({} unreadable, {} missing){}\n",
-                 f["checkpoint"].get<std::string>(), f["split"].get<std::string>(), f["count"].get<int64_t>(),
-                 f["views"].get<std::string>(), 100 * f["top1"].get<double>(), 100 * f["top5"].get<double>(),
-                 f["skipped"].get<int64_t>(), f["missing"].get<int64_t>(), f.value("stopped", false) ? " STOPPED: partial" : "");
+    case EventKind::kEval: {
+      // Video evaluations name the checkpoint and views; NEVIS prediction events carry mAP on multi-label tasks.
+      const std::string on = f.contains("checkpoint") ? f["checkpoint"].get<std::string>() + " on " : "";
+      const std::string views = f.contains("views") ? ", views " + f["views"].get<std::string>() : "";
+      const std::string scores = f.contains("map") ? fmt::format("mAP {:.2f}%", 100 * f["map"].get<double>())
+                                                   : fmt::format("top-1 {:.2f}%  top-5 {:.2f}%", 100 * f["top1"].get<double>(),
+                                                                 100 * f["top5"].get<double>());
+      const std::string lost = f.contains("skipped") ? fmt::format("  ({} unreadable, {} missing)", f["skipped"].get<int64_t>(),
+                                                                   f.value("missing", int64_t(0)))
+                                                     : "";
+      fmt::print(out, "eval {}{} ({} {}{}): {}{}{}\n", on, f["split"].get<std::string>(), f["count"].get<int64_t>(),
+                 f.contains("views") ? "videos" : "examples", views, scores, lost,
+                 f.value("stopped", false) ? " STOPPED: partial" : "");
       break;
+    }
     case EventKind::kItem: {
       // Items that take minutes (compare's runs) read better per minute or per hour.
       const double r = f["rate"].get<double>();

@@ -101,7 +101,7 @@ nlohmann::json bench_loader(const Args& args) {
   {
     data::VideoLoader first(split, lo);
     auto b = first.next();
-    in_memory = {b.frames, b.labels};
+    in_memory = {b.frames, b.labels, {}};
   }
   MemorySource memory(in_memory);
   const double memory_cps = trainer_clips_per_s(cfg, memory, batch, steps, repeats, 1);

@@ -1,5 +1,7 @@
 #include "datasets/formats.h"
 
+#include "datasets/nevis.h"
+
 #include <filesystem>
 #include <mutex>
 
@@ -33,6 +35,12 @@ struct Registry {
        whole_root},
       {"csv", "a CSV list path,label (label = index or class name); the root is the CSV file",
        [](const std::string& root, const std::string&) { return load_csv_list(root); }, whole_root},
+      {"nevis", "NEVIS'22 still-image datasets: <root>/<dataset>/<split>/data-XXXXX-of-YYYYY TFRecord shards",
+       [](const std::string& root, const std::string&) -> DatasetSplit {
+         throw DatasetError(root + ": NEVIS datasets are still images, not videos: `trecvit data inspect --format "
+                            "nevis` counts them and `trecvit nevis run` trains on them");
+       },
+       [](const std::string&) { return nevis_splits(); }},
   };
 };
 

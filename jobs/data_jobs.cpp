@@ -48,6 +48,7 @@ nlohmann::json GenerateResult::to_json() const {
 }
 
 InspectResult run_data_inspect(const InspectJob& job, const ProgressSink& progress, const CancelToken* cancel) {
+  if (job.format == "nevis") return run_nevis_inspect(job, progress, cancel);
   const Reporter report_to(progress, "data inspect");
   const std::string& format = job.format;
   const std::string& root = job.root;

@@ -13,8 +13,12 @@ struct InspectJob {
   std::string format = "ssv2", root;
   std::vector<std::string> splits;  // empty: the format's usual splits that exist
   int workers = 2;
+  int64_t num_classes = 0;          // nevis: > 0 overrides the class count of every dataset
 };
 
+// nevis: {"format", "root", "datasets": {NAME: {SPLIT: {"examples", "num_classes", "multi_label",
+// "corrupt"}}}, "classes_from": {NAME: "override" | "sidecar" | "labels"}, "not_ready": [NAME],
+// "problems": [{"file", "offset", "reason"}] (the first 1000; "problems_total" counts all)}.
 struct InspectResult {
   // {"format", "root", "splits": {name: {"videos", "classes", "per_class", "missing",
   //  "missing_files", "unreadable", "frames", "width", "height", "sizes"} or {"error"}}}
@@ -41,6 +45,7 @@ struct GenerateResult {
   nlohmann::json to_json() const;
 };
 
+InspectResult run_nevis_inspect(const InspectJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
 InspectResult run_data_inspect(const InspectJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
 PrepareResult run_data_prepare(const PrepareJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
 // Something-Something-Fashion, the embedded default dataset (options.on_clip is the job's own).

@@ -23,7 +23,7 @@ class LoaderBatchSource : public BatchSource {
       for (size_t i = 0; i < b.ids.size(); ++i) log_ << (i ? " " : "") << b.ids[i];
       log_ << "\n" << std::flush;
     }
-    return {b.frames, b.labels};
+    return {b.frames, b.labels, {}};
   }
   nlohmann::json position() const override { return loader_.position(); }
   void restore(const nlohmann::json& p) override {

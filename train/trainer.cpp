@@ -78,11 +78,15 @@ StepStats Trainer::step() {
   for (int64_t a = 0; a < opt_.accumulate; ++a) {
     Batch b = data_.next();
     auto logits = model_->forward(b.frames);
-    auto loss = torch::nn::functional::cross_entropy(logits, b.labels, ce);
+    auto loss = b.targets.defined() ? torch::binary_cross_entropy_with_logits(logits, b.targets)
+                                    : torch::nn::functional::cross_entropy(logits, b.labels, ce);
     if (opt_.aux_loss_weight > 0) loss = loss + opt_.aux_loss_weight * model_->aux_loss();  // MoE balancing etc.
     (loss / double(opt_.accumulate)).backward();
     loss_sum += loss.item<double>();
-    correct += (logits.argmax(1) == b.labels).sum().item<double>();
+    if (b.targets.defined())  // multi-label: the top class is one of the positives
+      correct += b.targets.gather(1, logits.argmax(1, true)).sum().item<double>();
+    else
+      correct += (logits.argmax(1) == b.labels).sum().item<double>();
     count += b.labels.size(0);
   }
   if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);

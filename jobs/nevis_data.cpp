@@ -1,0 +1,159 @@
+#include "jobs/nevis_data.h"
+
+#include <ATen/Parallel.h>
+
+#include <numeric>
+#include <random>
+
+namespace trecvit {
+namespace {
+
+uint64_t mix(uint64_t a, uint64_t b) {  // splitmix64 of a combined key
+  uint64_t z = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+NevisBatchSource::NevisBatchSource(const data::NevisSplit& split, int64_t num_classes, bool multi_label, int64_t size,
+                                   int64_t batch, data::CropOptions crop, uint64_t seed)
+    : split_(split), num_classes_(num_classes), size_(size), batch_(batch), multi_label_(multi_label),
+      crop_(crop), seed_(seed) {
+  if (split.size() == 0) throw std::invalid_argument("NevisBatchSource: empty split");
+  shuffle();
+}
+
+void NevisBatchSource::shuffle() {
+  order_.resize(split_.size());
+  std::iota(order_.begin(), order_.end(), 0);
+  std::shuffle(order_.begin(), order_.end(), std::mt19937_64(mix(seed_, uint64_t(epoch_))));
+}
+
+void NevisBatchSource::restore(const nlohmann::json& position) {
+  epoch_ = position.at("epoch").get<int64_t>();
+  cursor_ = position.at("cursor").get<int64_t>();
+  shuffle();
+}
+
+int64_t NevisBatchSource::batches_per_epoch() const { return std::max<int64_t>(1, split_.size() / batch_); }
+
+Batch NevisBatchSource::next() {
+  std::vector<int64_t> picks(batch_);
+  std::vector<uint64_t> seeds(batch_);
+  for (int64_t b = 0; b < batch_; ++b) {
+    if (cursor_ == int64_t(order_.size())) {
+      ++epoch_;
+      cursor_ = 0;
+      shuffle();
+    }
+    seeds[b] = mix(mix(seed_, uint64_t(epoch_)), uint64_t(cursor_) + 1);
+    picks[b] = order_[cursor_++];
+  }
+  Batch out;
+  out.frames = torch::empty({batch_, 1, size_, size_, 3}, torch::kByte);
+  at::parallel_for(0, batch_, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; ++b) {
+      auto dst = out.frames[b][0];
+      data::random_resized_crop(split_.images[picks[b]], dst, crop_, seeds[b]);
+    }
+  });
+  out.labels = torch::empty({batch_}, torch::kLong);
+  for (int64_t b = 0; b < batch_; ++b) out.labels[b] = split_.labels[picks[b]];
+  if (multi_label_) {
+    out.targets = torch::zeros({batch_, num_classes_});
+    for (int64_t b = 0; b < batch_; ++b)
+      for (int64_t c : split_.multi_labels[picks[b]]) out.targets[b][c] = 1.0f;
+  }
+  return out;
+}
+
+torch::Tensor nevis_eval_frames(const data::NevisSplit& split, int64_t size, int64_t begin, int64_t end) {
+  auto frames = torch::empty({end - begin, 1, size, size, 3}, torch::kByte);
+  at::parallel_for(begin, end, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      auto dst = frames[i - begin][0];
+      data::center_crop(split.images[i], dst);
+    }
+  });
+  return frames;
+}
+
+torch::Tensor nevis_logits(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch) {
+  model.eval();
+  torch::NoGradGuard ng;
+  const int64_t size = model.config().image_height;
+  std::vector<torch::Tensor> parts;
+  for (int64_t b = 0; b < split.size(); b += batch)
+    parts.push_back(model.forward(nevis_eval_frames(split, size, b, std::min(split.size(), b + batch))));
+  if (parts.empty()) return torch::empty({0, model.config().num_classes});
+  return torch::cat(parts);
+}
+
+torch::Tensor nevis_embeddings(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch, int64_t limit) {
+  model.eval();
+  torch::NoGradGuard ng;
+  const int64_t size = model.config().image_height, n = limit > 0 ? std::min(limit, split.size()) : split.size();
+  std::vector<torch::Tensor> parts;
+  for (int64_t b = 0; b < n; b += batch)
+    parts.push_back(model.frame_features(nevis_eval_frames(split, size, b, std::min(n, b + batch))).select(1, 0));
+  if (parts.empty()) return torch::empty({0, model.config().rep_size});
+  return torch::cat(parts);
+}
+
+torch::Tensor nevis_multi_hot(const data::NevisSplit& split, int64_t num_classes) {
+  auto t = torch::zeros({split.size(), num_classes});
+  auto a = t.accessor<float, 2>();
+  for (int64_t i = 0; i < split.size(); ++i)
+    for (int64_t c : split.multi_labels[i]) a[i][c] = 1;
+  return t;
+}
+
+double mean_average_precision(const torch::Tensor& scores, const torch::Tensor& targets) {
+  double sum = 0;
+  int64_t classes = 0;
+  for (int64_t c = 0; c < scores.size(1); ++c) {
+    auto t = targets.select(1, c);
+    const double positives = t.sum().item<double>();
+    if (positives == 0) continue;
+    auto order = scores.select(1, c).argsort(0, /*descending=*/true);
+    auto hits = t.index_select(0, order).cumsum(0);
+    auto ranks = torch::arange(1, scores.size(0) + 1, torch::kFloat);
+    auto precision = hits / ranks;
+    sum += (precision * t.index_select(0, order)).sum().item<double>() / positives;
+    ++classes;
+  }
+  return classes == 0 ? 0.0 : sum / double(classes);
+}
+
+NevisMetrics nevis_metrics(const torch::Tensor& logits, const data::NevisSplit& split, int64_t num_classes,
+                           bool multi_label) {
+  NevisMetrics m;
+  m.examples = split.size();
+  if (m.examples == 0) return m;
+  if (multi_label) {
+    m.map = mean_average_precision(logits, nevis_multi_hot(split, num_classes));
+    return m;
+  }
+  auto labels = torch::tensor(split.labels, torch::kLong);
+  m.top1 = (logits.argmax(1) == labels).to(torch::kDouble).mean().item<double>();
+  const int64_t k = std::min<int64_t>(5, num_classes);
+  m.top5 = (std::get<1>(logits.topk(k, 1)) == labels.unsqueeze(1)).any(1).to(torch::kDouble).mean().item<double>();
+  m.cross_entropy = torch::nn::functional::cross_entropy(logits, labels).item<double>();
+  return m;
+}
+
+nlohmann::json NevisMetrics::to_json() const {
+  nlohmann::json j = {{"examples", examples}};
+  if (map >= 0) {
+    j["map"] = map;
+  } else {
+    j["top1"] = top1;
+    j["top5"] = top5;
+    j["cross_entropy"] = cross_entropy;
+  }
+  return j;
+}
+
+}  // namespace trecvit

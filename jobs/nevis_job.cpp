@@ -1,0 +1,387 @@
+#include "jobs/nevis_job.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "datasets/nevis_build.h"
+#include "jobs/nevis_learner.h"
+#include "jobs/nevis_stream.h"
+#include "models/checkpoint.h"
+#include "models/config.h"
+
+namespace trecvit {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kMaxProblemsShown = 20;  // per dataset; the rest are counted
+
+uint64_t event_seed(uint64_t seed, int64_t index, int64_t salt) {
+  std::seed_seq seq{uint32_t(seed), uint32_t(seed >> 32), uint32_t(index), uint32_t(salt)};
+  std::mt19937_64 g(seq);
+  return g();
+}
+
+// The options that shape the results: a resume must match them.
+nlohmann::json run_record(const NevisJob& job, const NevisStream& stream, const TRecViTConfig& cfg,
+                          const TrainOptions& topt) {
+  nlohmann::json events = nlohmann::json::array();
+  for (auto& e : stream.events) events.push_back({{"dataset", e.dataset}, {"year", e.year}});
+  return {{"stream", {{"name", stream.name}, {"events", events}}},
+          {"learner", job.learner},
+          {"model", config_to_json(cfg)},
+          {"train", train_options_to_json(topt)},
+          {"steps", job.steps},
+          {"batch_size", job.batch_size},
+          {"trials", job.trials},
+          {"lr_range", {job.lr_min, job.lr_max}},
+          {"max_label_smoothing", job.max_label_smoothing},
+          {"retrain", job.retrain},
+          {"final", job.final},
+          {"stop_year", job.stop_year},
+          {"num_classes", job.num_classes},
+          {"knn", {job.knn_k, job.knn_max_train, job.knn_max_dev}},
+          {"min_crop_area", job.min_crop_area},
+          {"flip", job.flip},
+          {"seed", job.seed}};
+}
+
+// Rows of events.jsonl; a last line cut by a kill is dropped (and the file rewritten without it).
+std::vector<nlohmann::json> read_events(const fs::path& path) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(path);
+  std::string line;
+  bool cut = false;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      rows.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::exception&) {
+      cut = true;
+      break;
+    }
+  }
+  if (cut) {
+    std::ofstream out(path, std::ios::trunc);
+    for (auto& r : rows) out << r.dump() << "\n";
+  }
+  return rows;
+}
+
+void write_json(const fs::path& path, const nlohmann::json& j) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+int64_t parameter_count(TRecViTImpl& model) {
+  int64_t n = 0;
+  for (auto& p : model.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace
+
+const std::vector<std::string>& nevis_learners() {
+  static const std::vector<std::string> names = {"independent", "finetune-prev", "finetune-knn"};
+  return names;
+}
+
+nlohmann::json NevisResult::to_json() const {
+  return {{"summary", summary}, {"events_done", events_done}, {"events_resumed", events_resumed},
+          {"missing", missing}, {"stopped", stopped}};
+}
+
+nlohmann::json nevis_summary(const std::vector<nlohmann::json>& events) {
+  double acc = 0, weighted = 0, map = 0;
+  int64_t n_acc = 0, n_map = 0, examples = 0, flops = 0, peak = 0;
+  nlohmann::json rows = nlohmann::json::array();
+  for (auto& e : events) {
+    nlohmann::json row = {{"index", e["index"]}, {"dataset", e["dataset"]}, {"year", e["year"]},
+                          {"examples", e["examples"]}, {"train_flops_cumulative", e["train_flops_cumulative"]}};
+    if (e.contains("map")) {
+      map += e["map"].get<double>();
+      ++n_map;
+      row["map"] = e["map"];
+    } else {
+      const double top1 = e["top1"].get<double>();
+      acc += top1;
+      weighted += top1 * e["examples"].get<double>();
+      examples += e["examples"].get<int64_t>();
+      ++n_acc;
+      row["top1"] = e["top1"];
+      row["top5"] = e["top5"];
+    }
+    flops = std::max(flops, e["train_flops_cumulative"].get<int64_t>());
+    peak = std::max(peak, e["params"].get<int64_t>());
+    rows.push_back(row);
+  }
+  nlohmann::json s = {{"events", int64_t(events.size())},
+                      {"average_accuracy", n_acc ? nlohmann::json(acc / n_acc) : nlohmann::json()},
+                      {"weighted_average_accuracy", examples ? nlohmann::json(weighted / examples) : nlohmann::json()},
+                      {"average_map", n_map ? nlohmann::json(map / n_map) : nlohmann::json()},
+                      {"train_flops_total", flops},
+                      {"peak_parameter_count", peak},
+                      {"datasets", rows}};
+  return s;
+}
+
+NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const CancelToken* cancel) {
+  const Reporter report(progress, "nevis");
+  const auto& learners = nevis_learners();
+  if (std::find(learners.begin(), learners.end(), job.learner) == learners.end())
+    throw ConfigError("--learner '" + job.learner + "': unknown (known: independent, finetune-prev, finetune-knn)");
+  if (job.trials < 1) throw ConfigError("--trials must be >= 1");
+  if (job.batch_size < 1) throw ConfigError("--batch-size must be >= 1");
+  if (!(job.lr_min > 0 && job.lr_min <= job.lr_max)) throw ConfigError("--lr-range: need 0 < min <= max");
+  if (job.out_dir.empty()) throw ConfigError("--out: a run folder is needed");
+  if (job.build_debian_data) {
+    data::NevisBuildOptions b;
+    b.out_dir = job.data_root;
+    data::build_nevis_debian(b, [&](const std::string& name) {
+      report.stage("building " + name + " into " + job.data_root + " (from Debian's packaged data)");
+    });
+  }
+  const NevisStream stream = load_nevis_stream(job.stream);
+  const auto events = nevis_events(stream, job.stop_year, job.final);
+  if (events.empty())
+    throw ConfigError("stream " + stream.source + ": no event before " + std::to_string(job.stop_year) +
+                      " (pass --final for every year)");
+  TRecViTConfig cfg = load_config(job.model_config);
+  cfg.num_frames = 1;  // still images: one frame through the same layers
+  TrainOptions topt;
+  if (!job.train_config.empty()) {
+    std::ifstream f(job.train_config);
+    try {
+      topt = train_options_from_json(nlohmann::json::parse(f), "train config " + job.train_config);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw ConfigError("train config " + job.train_config + ": invalid JSON: " + e.what());
+    }
+  }
+  if (job.steps > 0) topt.steps = std::min(topt.steps, job.steps);
+
+  const fs::path out(job.out_dir), events_path = out / "events.jsonl", record_path = out / "run.json";
+  const nlohmann::json record = run_record(job, stream, cfg, topt);
+  std::vector<nlohmann::json> done;
+  if (job.resume) {
+    if (!fs::exists(record_path)) throw ConfigError(job.out_dir + ": no NEVIS run to resume (run.json missing)");
+    std::ifstream in(record_path);
+    const auto saved = nlohmann::json::parse(in);
+    for (auto& [key, value] : record.items())
+      if (saved.value(key, nlohmann::json()) != value)
+        throw ConfigError(job.out_dir + ": --resume with another '" + key + "' than the run used (" +
+                          saved.value(key, nlohmann::json()).dump() + " there, " + value.dump() + " now)");
+    done = read_events(events_path);
+  } else {
+    if (fs::exists(record_path) || fs::exists(events_path))
+      throw ConfigError(job.out_dir + " already holds a NEVIS run: pass --resume to continue it, or choose another --out");
+    fs::create_directories(out / "models");
+    write_json(record_path, record);
+  }
+
+  NevisResult result;
+  std::map<int64_t, nlohmann::json> done_by_index;
+  for (auto& row : done) done_by_index[row["index"].get<int64_t>()] = row;
+  std::vector<nlohmann::json> rows;
+  std::vector<std::pair<int64_t, std::string>> earlier;  // (event index, final model) in stream order
+  int64_t cumulative = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  int64_t ran = 0;
+  for (int64_t i = 0; i < int64_t(events.size()); ++i) {
+    const auto& ev = events[i];
+    const std::string model_path =
+        (out / "models" / (std::to_string(i) + "-" + fs::path(data::nevis_dataset_dir(".", ev.dataset)).filename().string() + ".pt")).string();
+    if (auto it = done_by_index.find(i); it != done_by_index.end() && it->second["dataset"] == ev.dataset &&
+                                         fs::exists(model_path)) {
+      rows.push_back(it->second);
+      cumulative = it->second["train_flops_cumulative"].get<int64_t>();
+      earlier.emplace_back(i, model_path);
+      ++result.events_resumed;
+      continue;
+    }
+    if (cancelled(cancel)) {
+      result.stopped = true;
+      break;
+    }
+    const std::string dir = data::nevis_dataset_dir(job.data_root, ev.dataset);
+    std::ifstream status(fs::path(dir) / "status");
+    std::string word;
+    if (!(status >> word) || word != "ready") {
+      result.missing.push_back(ev.dataset);
+      report.problem("dataset " + ev.dataset + " (" + std::to_string(ev.year) + "): " +
+                     (fs::is_directory(dir) ? "not ready (no status 'ready' in " + dir + ")" : "not found at " + dir) +
+                     "; skipped");
+      continue;
+    }
+    const auto t_event = std::chrono::steady_clock::now();
+    const std::string eval_split = job.final ? "test" : "dev-test";
+    const std::string where = "event " + std::to_string(i + 1) + "/" + std::to_string(events.size()) + " " +
+                              ev.dataset + " (" + std::to_string(ev.year) + ")";
+    report.stage(where + ": loading");
+    data::NevisLoadOptions lo;
+    lo.splits = {"train", "dev", eval_split};
+    if (job.retrain) lo.splits.push_back("train_and_dev");
+    lo.num_classes = job.num_classes;
+    lo.max_side = std::max<int64_t>(2 * cfg.image_height, 64);
+    int shown = 0;
+    auto ds = data::load_nevis_dataset(job.data_root, ev.dataset, lo, [&](const data::TFRecordProblem& p) {
+      if (shown++ < kMaxProblemsShown)
+        report(EventKind::kProblem, {{"message", p.file + " at byte " + std::to_string(p.offset) + ": " + p.reason},
+                                     {"path", p.file}, {"reason", p.reason}, {"offset", p.offset}});
+    });
+    const auto& train = ds.split("train");
+    if (train.size() == 0 || ds.num_classes < 1) {
+      result.missing.push_back(ev.dataset);
+      report.problem("dataset " + ev.dataset + ": no readable training examples; skipped");
+      continue;
+    }
+    const auto& dev = ds.split("dev");
+    NevisTrainSpec spec;
+    spec.options = topt;
+    spec.batch_size = job.batch_size;
+    spec.crop.min_area = job.min_crop_area;
+    spec.crop.flip = job.flip;
+
+    // The starting point.
+    int64_t event_flops = 0;
+    TRecViT init{nullptr};
+    std::string init_from = "fresh";
+    nlohmann::json knn_scores = nlohmann::json::object();
+    const uint64_t head_seed = event_seed(job.seed, i, 0);
+    if (job.learner == "finetune-prev" && !earlier.empty()) {
+      auto prev = load_checkpoint(earlier.back().second);
+      init = nevis_with_new_head(*prev, ds.num_classes, head_seed);
+      init_from = "event " + std::to_string(earlier.back().first);
+    } else if (job.learner == "finetune-knn" && !earlier.empty()) {
+      report.stage(where + ": k-NN transfer scores of " + std::to_string(earlier.size() + 1) + " backbones");
+      init = nevis_fresh_model(cfg, ds.num_classes, head_seed);
+      int64_t f = 0;
+      double best = nevis_knn_score(*init, ds, train, dev, job.knn_k, job.knn_max_train, job.knn_max_dev,
+                                    job.batch_size, &f);
+      event_flops += f;
+      knn_scores["fresh"] = best;
+      for (auto& [index, path] : earlier) {
+        auto candidate = load_checkpoint(path);
+        const double s = nevis_knn_score(*candidate, ds, train, dev, job.knn_k, job.knn_max_train, job.knn_max_dev,
+                                         job.batch_size, &f);
+        event_flops += f;
+        knn_scores["event " + std::to_string(index)] = s;
+        if (s > best) {
+          best = s;
+          init = nevis_with_new_head(*candidate, ds.num_classes, head_seed);
+          init_from = "event " + std::to_string(index);
+        }
+      }
+    } else {
+      init = nevis_fresh_model(cfg, ds.num_classes, head_seed);
+    }
+
+    // Hyper-parameter trials, each scored on dev.
+    std::mt19937_64 hp_rng(event_seed(job.seed, i, 1));
+    std::uniform_real_distribution<double> u(0, 1);
+    nlohmann::json trials = nlohmann::json::array();
+    TRecViT chosen{nullptr};
+    NevisTrial best_trial;
+    bool stopped = false;
+    for (int64_t t = 0; t < job.trials && !stopped; ++t) {
+      NevisTrial trial;
+      if (job.trials == 1) {
+        trial.lr = topt.lr;
+        trial.label_smoothing = topt.label_smoothing;
+      } else {
+        trial.lr = std::exp(std::log(job.lr_min) + (std::log(job.lr_max) - std::log(job.lr_min)) * u(hp_rng));
+        trial.label_smoothing = job.max_label_smoothing * u(hp_rng);
+      }
+      spec.options.seed = event_seed(job.seed, i, 100 + t);
+      char hp[96];
+      std::snprintf(hp, sizeof(hp), "lr %.3g, label smoothing %.3f", trial.lr, trial.label_smoothing);
+      report.stage(where + ": trial " + std::to_string(t + 1) + "/" + std::to_string(job.trials) + " (" + hp + "), " +
+                   std::to_string(spec.options.steps) + " steps on " + std::to_string(train.size()) + " images");
+      auto model = nevis_train(*init, ds, train, spec, trial,
+                               [&](const StepStats& s) {
+                                 report(EventKind::kStep, {{"step", s.step}, {"steps", spec.options.steps},
+                                                           {"epoch", s.epoch}, {"loss", s.loss},
+                                                           {"accuracy", s.accuracy}, {"lr", s.lr},
+                                                           {"clips_per_s", s.clips_per_s}, {"eta_s", s.eta_s}});
+                               },
+                               cancel);
+      event_flops += trial.flops;
+      if (trial.stopped) {
+        stopped = true;
+        break;
+      }
+      const auto m = nevis_metrics(nevis_logits(*model, dev.size() ? dev : train, job.batch_size), dev.size() ? dev : train,
+                                   ds.num_classes, ds.multi_label);
+      trial.dev_score = ds.multi_label ? m.map : m.top1;
+      trials.push_back({{"lr", trial.lr}, {"label_smoothing", trial.label_smoothing}, {"dev_score", trial.dev_score},
+                        {"steps", trial.steps}});
+      if (!chosen || trial.dev_score > best_trial.dev_score) {
+        chosen = model;
+        best_trial = trial;
+      }
+    }
+    if (!stopped && job.retrain && ds.split("train_and_dev").size() > 0) {
+      NevisTrial again = best_trial;
+      spec.options.seed = event_seed(job.seed, i, 99);
+      report.stage(where + ": retraining on train_and_dev");
+      chosen = nevis_train(*init, ds, ds.split("train_and_dev"), spec, again, {}, cancel);
+      event_flops += again.flops;
+      stopped = again.stopped;
+    }
+    if (stopped) {  // this event is redone from its start on resume
+      result.stopped = true;
+      break;
+    }
+
+    // The prediction event.
+    const auto& test = ds.split(eval_split);
+    const auto metrics = nevis_metrics(nevis_logits(*chosen, test, job.batch_size), test, ds.num_classes, ds.multi_label);
+    cumulative += event_flops;
+    save_checkpoint(*chosen, model_path);  // before the row: a row always has its model
+    nlohmann::json row = metrics.to_json();
+    nlohmann::json corrupt = nlohmann::json::object();
+    for (auto& [name, s] : ds.splits) corrupt[name] = s.corrupt;
+    row.update({{"index", i}, {"dataset", ev.dataset}, {"year", ev.year}, {"stream_name", ev.stream_name},
+                {"split", eval_split}, {"num_classes", ds.num_classes}, {"multi_label", ds.multi_label},
+                {"train_examples", train.size()}, {"train_flops", event_flops},
+                {"train_flops_cumulative", cumulative}, {"params", parameter_count(*chosen)},
+                {"init", init_from}, {"knn_scores", knn_scores}, {"trials", trials},
+                {"lr", best_trial.lr}, {"label_smoothing", best_trial.label_smoothing},
+                {"corrupt", corrupt},
+                {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_event).count()}});
+    {
+      std::ofstream f(events_path, std::ios::app);
+      f << row.dump() << "\n";
+      if (!f) throw std::runtime_error(events_path.string() + ": cannot write");
+    }
+    rows.push_back(row);
+    earlier.emplace_back(i, model_path);
+    ++ran;
+    ++result.events_done;
+    auto fields = metrics.to_json();
+    fields.update({{"split", ev.dataset + "/" + eval_split}, {"count", metrics.examples}});
+    report(EventKind::kEval, fields);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const int64_t left = int64_t(events.size()) - i - 1;
+    report(EventKind::kItem, {{"done", i + 1}, {"total", int64_t(events.size())}, {"rate", ran / elapsed},
+                              {"eta_s", elapsed / ran * left}, {"path", ev.dataset}});
+    auto summary = nevis_summary(rows);
+    summary.update({{"stream", stream.name}, {"learner", job.learner}, {"complete", false}});
+    write_json(out / "summary.json", summary);
+  }
+  result.summary = nevis_summary(rows);
+  result.summary.update({{"stream", stream.name},
+                         {"learner", job.learner},
+                         {"model", cfg.name},
+                         {"missing", result.missing},
+                         {"complete", !result.stopped}});
+  write_json(out / "summary.json", result.summary);
+  return result;
+}
+
+}  // namespace trecvit

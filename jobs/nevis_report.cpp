@@ -1,0 +1,113 @@
+#include "jobs/nevis_report.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "jobs/svg_plot.h"
+
+namespace trecvit {
+namespace fs = std::filesystem;
+namespace {
+
+struct Run {
+  std::string label;
+  nlohmann::json summary;
+  std::vector<nlohmann::json> events;
+};
+
+Run read_run(const std::string& dir) {
+  Run r;
+  std::ifstream ev(fs::path(dir) / "events.jsonl"), sm(fs::path(dir) / "summary.json");
+  if (!ev && !sm) throw std::runtime_error(dir + ": not a NEVIS run folder (no events.jsonl or summary.json)");
+  std::string line;
+  while (std::getline(ev, line))
+    if (!line.empty()) try {
+        r.events.push_back(nlohmann::json::parse(line));
+      } catch (const nlohmann::json::exception&) {
+        break;  // a line cut by a kill
+      }
+  try {
+    if (sm) sm >> r.summary;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(dir + "/summary.json: invalid JSON: " + e.what());
+  }
+  r.label = r.summary.value("learner", std::string("?")) + " / " + r.summary.value("model", std::string("?")) +
+            " (" + fs::path(dir).filename().string() + ")";
+  return r;
+}
+
+double score(const nlohmann::json& e) { return e.contains("map") ? e["map"].get<double>() : e["top1"].get<double>(); }
+
+std::string num(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+std::string pct_or_na(const nlohmann::json& v) { return v.is_number() ? num("%.2f", 100 * v.get<double>()) : "n/a"; }
+
+}  // namespace
+
+std::string nevis_report_html(const std::vector<std::string>& dirs) {
+  std::vector<Run> runs;
+  for (auto& d : dirs) runs.push_back(read_run(d));
+  std::vector<svg::Series> per_event, vs_flops;
+  for (auto& r : runs) {
+    svg::Series a{r.label, {}}, b{r.label, {}};
+    for (size_t i = 0; i < r.events.size(); ++i) {
+      a.points.emplace_back(double(i + 1), 100 * score(r.events[i]));
+      b.points.emplace_back(r.events[i]["train_flops_cumulative"].get<double>() / 1e12, 100 * score(r.events[i]));
+    }
+    per_event.push_back(a);
+    vs_flops.push_back(b);
+  }
+  std::ostringstream h;
+  h << "<!doctype html><html><head><meta charset='utf-8'><title>NEVIS runs</title><style>"
+       "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+       "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+       "th{background:#f3f3f3}td.l{text-align:left}svg{max-width:100%;height:auto}</style></head><body>"
+       "<h1>NEVIS stream results</h1><h2>Summary</h2><table><tr><th>run</th><th>stream</th><th>events</th>"
+       "<th>average accuracy %</th><th>weighted average accuracy %</th><th>average mAP %</th>"
+       "<th>training FLOPs</th><th>peak parameters</th><th>complete</th></tr>";
+  for (auto& r : runs) {
+    const auto& s = r.summary;
+    h << "<tr><td class='l'>" << svg::escape(r.label) << "</td><td class='l'>"
+      << svg::escape(s.value("stream", std::string("?"))) << "</td><td>" << r.events.size() << "</td><td>"
+      << pct_or_na(s.value("average_accuracy", nlohmann::json())) << "</td><td>"
+      << pct_or_na(s.value("weighted_average_accuracy", nlohmann::json())) << "</td><td>"
+      << pct_or_na(s.value("average_map", nlohmann::json())) << "</td><td>"
+      << num("%.3g", s.value("train_flops_total", 0.0)) << "</td><td>" << s.value("peak_parameter_count", int64_t(0))
+      << "</td><td>" << (s.value("complete", false) ? "yes" : "no") << "</td></tr>";
+  }
+  h << "</table><h2>Accuracy per event</h2><p>Top-1 on each task's prediction split (mAP for multi-label tasks), "
+       "in stream order.</p>"
+    << svg::lines(per_event, "event (stream order)", "top-1 / mAP (%)")
+    << "<h2>Accuracy against compute</h2><p>Each point is a prediction event, placed at the training FLOPs the "
+       "learner had spent up to then (every trial counted).</p>"
+    << svg::lines(vs_flops, "cumulative training FLOPs (x 1e12)", "top-1 / mAP (%)") << "<h2>Events</h2>";
+  for (auto& r : runs) {
+    h << "<h3>" << svg::escape(r.label) << "</h3><table><tr><th>#</th><th>dataset</th><th>year</th><th>split</th>"
+         "<th>examples</th><th>top-1 %</th><th>top-5 %</th><th>mAP %</th><th>started from</th>"
+         "<th>lr</th><th>FLOPs (cumulative)</th><th>corrupt records</th></tr>";
+    for (auto& e : r.events) {
+      int64_t corrupt = 0;
+      for (auto& [k, v] : e.value("corrupt", nlohmann::json::object()).items()) corrupt += v.get<int64_t>();
+      h << "<tr><td>" << e["index"].get<int64_t>() + 1 << "</td><td class='l'>"
+        << svg::escape(e["dataset"].get<std::string>()) << "</td><td>" << e["year"] << "</td><td>"
+        << svg::escape(e.value("split", std::string())) << "</td><td>" << e["examples"] << "</td><td>"
+        << pct_or_na(e.value("top1", nlohmann::json())) << "</td><td>" << pct_or_na(e.value("top5", nlohmann::json()))
+        << "</td><td>" << pct_or_na(e.value("map", nlohmann::json())) << "</td><td class='l'>"
+        << svg::escape(e.value("init", std::string())) << "</td><td>" << num("%.3g", e.value("lr", 0.0)) << "</td><td>"
+        << num("%.3g", e["train_flops_cumulative"].get<double>()) << "</td><td>" << corrupt << "</td></tr>";
+    }
+    h << "</table>";
+  }
+  h << "</body></html>\n";
+  return h.str();
+}
+
+}  // namespace trecvit
