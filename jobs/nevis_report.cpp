@@ -95,7 +95,8 @@ std::string nevis_report_html(const std::vector<std::string>& dirs) {
          "<th>lr</th><th>FLOPs (cumulative)</th><th>corrupt records</th></tr>";
     for (auto& e : r.events) {
       int64_t corrupt = 0;
-      for (auto& [k, v] : e.value("corrupt", nlohmann::json::object()).items()) corrupt += v.get<int64_t>();
+      const nlohmann::json counts = e.value("corrupt", nlohmann::json::object());  // named: items() of a temporary dangles
+      for (auto& [k, v] : counts.items()) corrupt += v.get<int64_t>();
       h << "<tr><td>" << e["index"].get<int64_t>() + 1 << "</td><td class='l'>"
         << svg::escape(e["dataset"].get<std::string>()) << "</td><td>" << e["year"] << "</td><td>"
         << svg::escape(e.value("split", std::string())) << "</td><td>" << e["examples"] << "</td><td>"
