@@ -87,19 +87,20 @@ void add_run(CLI::App* nevis, Global& g) {
   });
 }
 
-void add_report(CLI::App* nevis) {
+void add_report(CLI::App* nevis, Global& g) {
   auto* cmd = nevis->add_subcommand("report", "HTML + SVG of accuracy per event and against training FLOPs, one line per run");
   static std::vector<std::string> runs;
   static std::string out;
   cmd->add_option("runs", runs, "run folders")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out", out, "HTML file (default: FIRST_RUN/report.html)");
-  cmd->callback([] {
+  cmd->callback([&g] {
     const std::string path = out.empty() ? runs.front() + "/report.html" : out;
     const std::string html = nevis_report_html(runs);
     std::ofstream f(path);
     f << html;
     if (!f) throw CLI::ValidationError("--out", path + ": cannot write");
-    fmt::print("wrote {}\n", path);
+    if (g.log_format == LogFormat::kText) fmt::print("wrote {}\n", path);
+    print_result(g.log_format, "nevis report", {{"html", path}, {"runs", runs}});
   });
 }
 
@@ -112,7 +113,9 @@ void add_build(CLI::App& app, Global& g) {
   cmd->add_option("--shards", o.shards, "shards per split")->check(at_least(1))->capture_default_str();
   cmd->add_option("--seed", o.seed, "shuffle of the sets without an official test split")->capture_default_str();
   cmd->callback([&g] {
-    const auto results = data::build_nevis_debian(o, [](const std::string& name) { fmt::print("building {} ...\n", name); });
+    const auto results = data::build_nevis_debian(o, [&g](const std::string& name) {
+      if (g.log_format == LogFormat::kText) fmt::print("building {} ...\n", name);
+    });
     nlohmann::json j = nlohmann::json::array();
     for (auto& r : results) {
       if (g.log_format == LogFormat::kText) {
@@ -136,7 +139,7 @@ void add_nevis_commands(CLI::App& app, Global& g) {
   auto* nevis = app.add_subcommand("nevis", "the NEVIS'22 stream of image tasks: run a learner, report runs");
   nevis->require_subcommand(1);
   add_run(nevis, g);
-  add_report(nevis);
+  add_report(nevis, g);
   add_build(app, g);
 }
 

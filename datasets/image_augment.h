@@ -10,7 +10,7 @@
 namespace trecvit::data {
 
 struct CropOptions {
-  double min_area = 0.35, max_area = 1.0;      // fraction of the image's area
+  double min_area = 0.8, max_area = 1.0;       // fraction of the image's area
   double min_aspect = 3.0 / 4.0, max_aspect = 4.0 / 3.0;
   bool flip = true;
 };

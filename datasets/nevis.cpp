@@ -25,7 +25,9 @@ struct Raw {
   int64_t file = 0, offset = 0;
 };
 
+// A FIFO or device here would block forever: only regular files are read.
 std::string read_text(const fs::path& p) {
+  if (!fs::is_regular_file(p)) return {};
   std::ifstream in(p);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -34,6 +36,7 @@ std::string read_text(const fs::path& p) {
 
 void read_sidecar(const fs::path& path, NevisDataset& ds) {
   nlohmann::json j;
+  if (!fs::is_regular_file(path)) throw DatasetError(path.string() + ": not a regular file");
   try {
     std::ifstream in(path);
     j = nlohmann::json::parse(in);
@@ -43,7 +46,9 @@ void read_sidecar(const fs::path& path, NevisDataset& ds) {
   } catch (const nlohmann::json::exception& e) {
     throw DatasetError(path.string() + ": malformed sidecar: " + e.what());
   }
-  if (ds.num_classes < 1) throw DatasetError(path.string() + ": num_classes must be >= 1");
+  if (ds.num_classes < 1 || ds.num_classes > kMaxNevisClasses)
+    throw DatasetError(path.string() + ": num_classes must be in [1, " + std::to_string(kMaxNevisClasses) + "], got " +
+                       std::to_string(ds.num_classes));
   if (!ds.class_names.empty() && int64_t(ds.class_names.size()) != ds.num_classes)
     throw DatasetError(path.string() + ": " + std::to_string(ds.class_names.size()) + " class_names for " +
                        std::to_string(ds.num_classes) + " classes");
@@ -100,6 +105,7 @@ std::vector<std::string> nevis_shards(const std::string& split_dir) {
   std::error_code ec;
   for (auto& e : fs::directory_iterator(split_dir, ec))
     if (std::regex_match(e.path().filename().string(), shard)) out.push_back(e.path().string());
+  if (ec) throw DatasetError(split_dir + ": cannot list: " + ec.message());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -149,7 +155,13 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
     const fs::path dir = fs::path(ds.dir) / name;
     split.present = fs::is_directory(dir);
     if (!split.present) continue;
-    const auto shards = nevis_shards(dir.string());
+    std::vector<std::string> shards;
+    try {
+      shards = nevis_shards(dir.string());
+    } catch (const DatasetError& e) {
+      ++split.corrupt;
+      if (on_problem) on_problem({dir.string(), 0, e.what()});
+    }
     for (size_t fi = 0; fi < shards.size(); ++fi) {
       const std::string& file = shards[fi];
       auto problem = [&](int64_t offset, const std::string& reason) {
@@ -161,7 +173,8 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
         problem(0, "not a regular file");
         continue;
       }
-      read_tfrecords(
+      try {
+        read_tfrecords(
           file,
           [&](int64_t offset, std::string_view data) {
             TFExample ex;
@@ -187,35 +200,29 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
             std::vector<int64_t> all = r.multi;
             if (lab && r.label != -1) all.push_back(r.label);
             for (int64_t l : all)
-              if (l < 0 || (known && l >= ds.num_classes))
+              if (l < 0 || (known && l >= ds.num_classes) || (!known && l >= kMaxNevisClasses))
                 return problem(offset, "label " + std::to_string(l) + " outside [0, " +
-                                           (known ? std::to_string(ds.num_classes) : std::string("classes")) + ")");
+                                           std::to_string(known ? ds.num_classes : kMaxNevisClasses) + ")");
             raws.push_back(std::move(r));
           },
           [&](const TFRecordProblem& p) { problem(p.offset, p.reason); });
+      } catch (const DatasetError& e) {  // unreadable shard: the records read so far are kept
+        problem(0, e.what());
+      }
       // Decode in parallel, keep file order.
       std::vector<torch::Tensor> images(raws.size());
       std::vector<std::string> errors(raws.size());
-      if (options.decode) {
-        const int saved = at::get_num_threads();
-        if (options.threads > 0) at::set_num_threads(options.threads);
-        at::parallel_for(0, int64_t(raws.size()), 16, [&](int64_t b, int64_t e) {
-          for (int64_t i = b; i < e; ++i) try {
-              images[i] = shrink(decode_image_rgb(raws[i].png), options.max_side);
-            } catch (const std::exception& ex) {
-              errors[i] = ex.what();
-            }
-        });
-        if (options.threads > 0) at::set_num_threads(saved);
-      } else {
-        for (size_t i = 0; i < raws.size(); ++i) {  // still check that each PNG decodes
-          try {
-            decode_image_rgb(raws[i].png);
+      const int saved = at::get_num_threads();
+      if (options.threads > 0) at::set_num_threads(options.threads);
+      at::parallel_for(0, int64_t(raws.size()), 16, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) try {
+            auto img = decode_image_rgb(raws[i].png);  // decoded even when only checking
+            if (options.decode) images[i] = shrink(std::move(img), options.max_side);
           } catch (const std::exception& ex) {
             errors[i] = ex.what();
           }
-        }
-      }
+      });
+      if (options.threads > 0) at::set_num_threads(saved);
       for (size_t i = 0; i < raws.size(); ++i) {
         if (!errors[i].empty()) {
           problem(raws[i].offset, errors[i]);
@@ -225,6 +232,7 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
         else split.images.emplace_back();
         split.labels.push_back(raws[i].label);
         if (raws[i].has_multi) ds.multi_label = true;
+        if (!raws[i].has_multi) raws[i].multi = {raws[i].label};  // a single-label record in a multi-label task
         split.multi_labels.push_back(std::move(raws[i].multi));
         max_label = std::max(max_label, raws[i].label);
         for (int64_t l : split.multi_labels.back()) max_label = std::max(max_label, l);

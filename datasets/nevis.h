@@ -18,6 +18,9 @@
 
 namespace trecvit::data {
 
+// Labels at or above this are damage, not classes (NEVIS's largest task, ImageNet, has 1,000).
+constexpr int64_t kMaxNevisClasses = 100000;
+
 // The splits in dm_nevis's order (names as on disk).
 const std::vector<std::string>& nevis_splits();
 

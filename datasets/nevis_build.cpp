@@ -184,7 +184,9 @@ std::vector<NevisBuildResult> build_nevis_debian(const NevisBuildOptions& o,
       r.examples[split] = int64_t(data.images.size());
     }
     write_nevis_sidecar(dir.string(), int64_t(b.class_names.size()), false, b.class_names);
-    std::ofstream(dir / "status") << "ready\n";
+    std::ofstream status_out(dir / "status");
+    status_out << "ready\n";
+    if (!status_out.flush()) throw DatasetError((dir / "status").string() + ": cannot write");
     results.push_back(r);
   }
   return results;

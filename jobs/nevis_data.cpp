@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -124,7 +125,7 @@ double mean_average_precision(const torch::Tensor& scores, const torch::Tensor& 
     sum += (precision * t.index_select(0, order)).sum().item<double>() / positives;
     ++classes;
   }
-  return classes == 0 ? 0.0 : sum / double(classes);
+  return classes == 0 ? std::nan("") : sum / double(classes);
 }
 
 NevisMetrics nevis_metrics(const torch::Tensor& logits, const data::NevisSplit& split, int64_t num_classes,
@@ -146,8 +147,8 @@ NevisMetrics nevis_metrics(const torch::Tensor& logits, const data::NevisSplit& 
 
 nlohmann::json NevisMetrics::to_json() const {
   nlohmann::json j = {{"examples", examples}};
-  if (map >= 0) {
-    j["map"] = map;
+  if (map >= 0 || std::isnan(map)) {
+    j["map"] = std::isnan(map) ? nlohmann::json() : nlohmann::json(map);  // null: no positives to rank
   } else {
     j["top1"] = top1;
     j["top5"] = top5;

@@ -44,13 +44,14 @@ torch::Tensor nevis_multi_hot(const data::NevisSplit& split, int64_t num_classes
 struct NevisMetrics {
   int64_t examples = 0;
   double top1 = 0, top5 = 0, cross_entropy = 0;  // single-label
-  double map = -1;                               // multi-label mean average precision (-1: n/a)
+  double map = -1;  // multi-label mean average precision (-1: single-label; NaN: no class has a positive)
   nlohmann::json to_json() const;
 };
 // Single-label: top-1, top-5, mean cross-entropy. Multi-label: mAP over the classes with a
 // positive (average precision as scikit-learn's average_precision_score computes it without ties).
 NevisMetrics nevis_metrics(const torch::Tensor& logits, const data::NevisSplit& split, int64_t num_classes,
                            bool multi_label);
+// NaN when no class has a positive.
 double mean_average_precision(const torch::Tensor& scores, const torch::Tensor& targets);
 
 }  // namespace trecvit

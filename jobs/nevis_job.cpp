@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 
+#include "datasets/annotations.h"
 #include "datasets/nevis_build.h"
 #include "jobs/nevis_learner.h"
 #include "jobs/nevis_stream.h"
@@ -29,6 +30,7 @@ nlohmann::json run_record(const NevisJob& job, const NevisStream& stream, const 
   nlohmann::json events = nlohmann::json::array();
   for (auto& e : stream.events) events.push_back({{"dataset", e.dataset}, {"year", e.year}});
   return {{"stream", {{"name", stream.name}, {"events", events}}},
+          {"data_root", fs::absolute(job.data_root).lexically_normal().string()},
           {"learner", job.learner},
           {"model", config_to_json(cfg)},
           {"train", train_options_to_json(topt)},
@@ -79,6 +81,12 @@ void write_json(const fs::path& path, const nlohmann::json& j) {
   fs::rename(tmp, path);
 }
 
+// Where an event's final model lives: RUN/models/<index>-<dataset folder>.pt.
+std::string model_file(const fs::path& out, const nlohmann::json& row) {
+  const std::string folder = fs::path(data::nevis_dataset_dir(".", row["dataset"].get<std::string>())).filename().string();
+  return (out / "models" / (std::to_string(row["index"].get<int64_t>()) + "-" + folder + ".pt")).string();
+}
+
 int64_t parameter_count(TRecViTImpl& model) {
   int64_t n = 0;
   for (auto& p : model.parameters()) n += p.numel();
@@ -105,8 +113,10 @@ nlohmann::json nevis_summary(const std::vector<nlohmann::json>& events) {
     nlohmann::json row = {{"index", e["index"]}, {"dataset", e["dataset"]}, {"year", e["year"]},
                           {"examples", e["examples"]}, {"train_flops_cumulative", e["train_flops_cumulative"]}};
     if (e.contains("map")) {
-      map += e["map"].get<double>();
-      ++n_map;
+      if (e["map"].is_number()) {  // null: no class had a positive in the prediction split
+        map += e["map"].get<double>();
+        ++n_map;
+      }
       row["map"] = e["map"];
     } else {
       const double top1 = e["top1"].get<double>();
@@ -137,6 +147,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
   if (std::find(learners.begin(), learners.end(), job.learner) == learners.end())
     throw ConfigError("--learner '" + job.learner + "': unknown (known: independent, finetune-prev, finetune-knn)");
   if (job.trials < 1) throw ConfigError("--trials must be >= 1");
+  if (job.steps == 0 || job.steps < -1) throw ConfigError("--steps must be >= 1 (or -1: the train config's)");
   if (job.batch_size < 1) throw ConfigError("--batch-size must be >= 1");
   if (!(job.lr_min > 0 && job.lr_min <= job.lr_max)) throw ConfigError("--lr-range: need 0 < min <= max");
   if (job.out_dir.empty()) throw ConfigError("--out: a run folder is needed");
@@ -177,6 +188,15 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
         throw ConfigError(job.out_dir + ": --resume with another '" + key + "' than the run used (" +
                           saved.value(key, nlohmann::json()).dump() + " there, " + value.dump() + " now)");
     done = read_events(events_path);
+    // A row whose model is gone is redone: drop it now so the redo does not add a second row.
+    const size_t before = done.size();
+    done.erase(std::remove_if(done.begin(), done.end(),
+                              [&](const nlohmann::json& r) { return !fs::exists(model_file(out, r)); }),
+               done.end());
+    if (done.size() != before) {
+      std::ofstream rewrite(events_path, std::ios::trunc);
+      for (auto& r : done) rewrite << r.dump() << "\n";
+    }
   } else {
     if (fs::exists(record_path) || fs::exists(events_path))
       throw ConfigError(job.out_dir + " already holds a NEVIS run: pass --resume to continue it, or choose another --out");
@@ -194,10 +214,8 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
   int64_t ran = 0;
   for (int64_t i = 0; i < int64_t(events.size()); ++i) {
     const auto& ev = events[i];
-    const std::string model_path =
-        (out / "models" / (std::to_string(i) + "-" + fs::path(data::nevis_dataset_dir(".", ev.dataset)).filename().string() + ".pt")).string();
-    if (auto it = done_by_index.find(i); it != done_by_index.end() && it->second["dataset"] == ev.dataset &&
-                                         fs::exists(model_path)) {
+    const std::string model_path = model_file(out, {{"index", i}, {"dataset", ev.dataset}});
+    if (auto it = done_by_index.find(i); it != done_by_index.end() && it->second["dataset"] == ev.dataset) {
       rows.push_back(it->second);
       cumulative = it->second["train_flops_cumulative"].get<int64_t>();
       earlier.emplace_back(i, model_path);
@@ -229,18 +247,33 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     lo.num_classes = job.num_classes;
     lo.max_side = std::max<int64_t>(2 * cfg.image_height, 64);
     int shown = 0;
-    auto ds = data::load_nevis_dataset(job.data_root, ev.dataset, lo, [&](const data::TFRecordProblem& p) {
-      if (shown++ < kMaxProblemsShown)
-        report(EventKind::kProblem, {{"message", p.file + " at byte " + std::to_string(p.offset) + ": " + p.reason},
-                                     {"path", p.file}, {"reason", p.reason}, {"offset", p.offset}});
-    });
-    const auto& train = ds.split("train");
-    if (train.size() == 0 || ds.num_classes < 1) {
+    data::NevisDataset ds;
+    try {
+      ds = data::load_nevis_dataset(job.data_root, ev.dataset, lo, [&](const data::TFRecordProblem& p) {
+        if (shown++ < kMaxProblemsShown)
+          report(EventKind::kProblem, {{"message", p.file + " at byte " + std::to_string(p.offset) + ": " + p.reason},
+                                       {"path", p.file}, {"reason", p.reason}, {"offset", p.offset}});
+      });
+    } catch (const data::DatasetError& e) {  // one unusable dataset does not end the stream
       result.missing.push_back(ev.dataset);
-      report.problem("dataset " + ev.dataset + ": no readable training examples; skipped");
+      report.problem("dataset " + ev.dataset + ": " + e.what() + "; skipped");
+      continue;
+    }
+    if (shown > kMaxProblemsShown)
+      report.problem("dataset " + ev.dataset + ": " + std::to_string(shown) + " damaged records in all (first " +
+                     std::to_string(kMaxProblemsShown) + " shown)");
+    const auto& train = ds.split("train");
+    const auto& test = ds.split(eval_split);
+    if (train.size() == 0 || ds.num_classes < 1 || test.size() == 0) {
+      result.missing.push_back(ev.dataset);
+      report.problem("dataset " + ev.dataset + ": no readable " + (train.size() == 0 ? "training" : eval_split) +
+                     " examples; skipped");
       continue;
     }
     const auto& dev = ds.split("dev");
+    if (dev.size() == 0)
+      report.problem("dataset " + ev.dataset + ": no readable dev examples: trials are scored on train" +
+                     std::string(job.learner == "finetune-knn" ? " and k-NN transfer cannot choose (fresh model)" : ""));
     NevisTrainSpec spec;
     spec.options = topt;
     spec.batch_size = job.batch_size;
@@ -257,7 +290,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
       auto prev = load_checkpoint(earlier.back().second);
       init = nevis_with_new_head(*prev, ds.num_classes, head_seed);
       init_from = "event " + std::to_string(earlier.back().first);
-    } else if (job.learner == "finetune-knn" && !earlier.empty()) {
+    } else if (job.learner == "finetune-knn" && !earlier.empty() && dev.size() > 0) {
       report.stage(where + ": k-NN transfer scores of " + std::to_string(earlier.size() + 1) + " backbones");
       init = nevis_fresh_model(cfg, ds.num_classes, head_seed);
       int64_t f = 0;
@@ -339,7 +372,6 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     }
 
     // The prediction event.
-    const auto& test = ds.split(eval_split);
     const auto metrics = nevis_metrics(nevis_logits(*chosen, test, job.batch_size), test, ds.num_classes, ds.multi_label);
     cumulative += event_flops;
     save_checkpoint(*chosen, model_path);  // before the row: a row always has its model

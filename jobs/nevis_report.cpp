@@ -40,8 +40,6 @@ Run read_run(const std::string& dir) {
   return r;
 }
 
-double score(const nlohmann::json& e) { return e.contains("map") ? e["map"].get<double>() : e["top1"].get<double>(); }
-
 std::string num(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
@@ -59,8 +57,10 @@ std::string nevis_report_html(const std::vector<std::string>& dirs) {
   for (auto& r : runs) {
     svg::Series a{r.label, {}}, b{r.label, {}};
     for (size_t i = 0; i < r.events.size(); ++i) {
-      a.points.emplace_back(double(i + 1), 100 * score(r.events[i]));
-      b.points.emplace_back(r.events[i]["train_flops_cumulative"].get<double>() / 1e12, 100 * score(r.events[i]));
+      const auto& v = r.events[i].contains("map") ? r.events[i]["map"] : r.events[i]["top1"];
+      if (!v.is_number()) continue;  // an mAP with no positives to rank
+      a.points.emplace_back(double(i + 1), 100 * v.get<double>());
+      b.points.emplace_back(r.events[i]["train_flops_cumulative"].get<double>() / 1e12, 100 * v.get<double>());
     }
     per_event.push_back(a);
     vs_flops.push_back(b);

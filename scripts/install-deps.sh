@@ -23,7 +23,9 @@ if [ "$video" = 1 ]; then
   pkgs+=(ffmpeg libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
          libopencv-videoio-dev libopencv-imgproc-dev libopencv-highgui-dev
          clang libclang-rt-14-dev   # the video_io libFuzzer target (skipped when absent)
-         dataset-fashion-mnist)
+         dataset-fashion-mnist
+         libopencv-imgcodecs-dev        # PNG decoding of NEVIS records
+         opencv-doc python3-sklearn)    # digits.png and digits.csv.gz: the Debian-built NEVIS stream
 fi
 
 missing=()

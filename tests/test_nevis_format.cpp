@@ -117,6 +117,23 @@ TEST(TFRecord, RoundTripAndEveryCorruptionNamedWithItsOffset) {
   EXPECT_EQ(got[2].second, records[4]);
   EXPECT_EQ(got[2].first, offsets[4]);
 
+  // A record cut short INSIDE the file: its length overshoots into the next record, whose
+  // header is then found again.
+  {
+    const std::string cut = dir + "/cut";
+    std::ifstream in(dir + "/data-00000-of-00001", std::ios::binary);
+    std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string spliced = whole.substr(0, size_t(offsets[2] - 9)) + whole.substr(size_t(offsets[2]), size_t(offsets[3] - offsets[2]));
+    std::ofstream(cut, std::ios::binary) << spliced;
+    problems.clear();
+    got = read_all(cut, &problems);
+    ASSERT_EQ(got.size(), 2u);  // record 0 and record 2 (record 1 lost its last 9 bytes)
+    EXPECT_EQ(got[1].second, records[2]);
+    EXPECT_EQ(got[1].first, offsets[2] - 9);
+    ASSERT_GE(problems.size(), 1u);
+    EXPECT_EQ(problems[0].offset, offsets[1]);
+  }
+
   std::ofstream(dir + "/empty").close();
   problems.clear();
   EXPECT_TRUE(read_all(dir + "/empty", &problems).empty());
@@ -200,6 +217,7 @@ TEST(NevisDataset, DamagedRecordsAreNamedCountedAndSkipped) {
     TFExample no_label;
     no_label.set_bytes("png_encoded_image", png_of(cv::Mat(2, 2, CV_8UC1)));
     put(serialize_example(no_label));  // no label
+    put(example_bytes(png_of(cv::Mat(2, 2, CV_8UC1)), int64_t(1e12)));  // damage, not a class: never 1e12 classes
   }
   {
     TFRecordWriter w(ds + "/train/data-00001-of-00002");  // a zero-length shard: nothing
@@ -219,15 +237,15 @@ TEST(NevisDataset, DamagedRecordsAreNamedCountedAndSkipped) {
   EXPECT_EQ(d.class_names[2], "c");
   const auto& train = d.split("train");
   ASSERT_EQ(train.size(), 2);
-  EXPECT_EQ(train.corrupt, 4);
+  EXPECT_EQ(train.corrupt, 5);
   EXPECT_EQ(train.labels, (std::vector<int64_t>{0, 2}));
   EXPECT_EQ(train.images[0].sizes(), (std::vector<int64_t>{4, 6, 3}));
   EXPECT_EQ(train.images[1][0][0][0].item<int>(), 5000 >> 8);  // OpenCV keeps the high byte
-  ASSERT_EQ(problems.size(), 4u);
-  const std::vector<std::string> reasons = {"undecodable", "outside [0, 3)", "malformed", "no label"};
-  const std::vector<int64_t> at = {offsets[1], offsets[2], offsets[3], offsets[5]};
+  ASSERT_EQ(problems.size(), 5u);
+  const std::vector<std::string> reasons = {"undecodable", "outside [0, 3)", "malformed", "no label", "outside [0, 3)"};
+  const std::vector<int64_t> at = {offsets[1], offsets[2], offsets[3], offsets[5], offsets[6]};
   std::sort(problems.begin(), problems.end(), [](auto& a, auto& b) { return a.offset < b.offset; });
-  for (size_t i = 0; i < 4; ++i) {
+  for (size_t i = 0; i < 5; ++i) {
     EXPECT_EQ(problems[i].file, shard);
     EXPECT_EQ(problems[i].offset, at[i]);
     EXPECT_NE(problems[i].reason.find(reasons[i]), std::string::npos) << problems[i].reason;
@@ -240,8 +258,9 @@ TEST(NevisDataset, DamagedRecordsAreNamedCountedAndSkipped) {
   // Without the sidecar the labels give the count (the out-of-range label now counts).
   fs::remove(ds + "/trecvit.json");
   d = load_nevis_dataset(root, "toy", o);
-  EXPECT_EQ(d.num_classes, 8);
+  EXPECT_EQ(d.num_classes, 8);  // 1e12 stays damage
   EXPECT_EQ(d.classes_from, "labels");
+  EXPECT_EQ(d.split("train").corrupt, 4);
   o.num_classes = 2;  // the override rules; label 2 and 7 are out of range now
   d = load_nevis_dataset(root, "toy", o);
   EXPECT_EQ(d.split("train").size(), 1);
