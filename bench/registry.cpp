@@ -9,6 +9,7 @@ nlohmann::json bench_alloc(const Args& args);
 nlohmann::json bench_decode(const Args& args);
 nlohmann::json bench_peer(const Args& args);
 nlohmann::json bench_loader(const Args& args);
+nlohmann::json bench_nevis(const Args& args);
 
 const std::vector<Benchmark>& all_benchmarks() {
   static const std::vector<Benchmark> table = {
@@ -21,6 +22,7 @@ const std::vector<Benchmark>& all_benchmarks() {
 #endif
 #ifdef TRECVIT_WITH_DATASETS
       {"loader", "the video loader's clips/s vs the trainer's consumption (small config, 16x112x112, 2 workers)", bench_loader},
+      {"nevis", "NEVIS learners x models on the Debian-built stream: per-event top-1, averages, training FLOPs (data=DIR, steps=400, learners=..., models=mlp,peer)", bench_nevis},
 #endif
       {"peer", "PEER vs a naive formulation and dense MLPs (speed, peak memory), plus PKM and MoEs", bench_peer},
   };

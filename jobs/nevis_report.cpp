@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -35,8 +36,7 @@ Run read_run(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(dir + "/summary.json: invalid JSON: " + e.what());
   }
-  r.label = r.summary.value("learner", std::string("?")) + " / " + r.summary.value("model", std::string("?")) +
-            " (" + fs::path(dir).filename().string() + ")";
+  r.label = r.summary.value("model", std::string("?")) + " · " + r.summary.value("learner", std::string("?"));
   return r;
 }
 
@@ -53,6 +53,11 @@ std::string pct_or_na(const nlohmann::json& v) { return v.is_number() ? num("%.2
 std::string nevis_report_html(const std::vector<std::string>& dirs) {
   std::vector<Run> runs;
   for (auto& d : dirs) runs.push_back(read_run(d));
+  // Short legend labels; the folder only where two runs would read the same.
+  std::map<std::string, int> uses;
+  for (auto& r : runs) ++uses[r.label];
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (uses[runs[i].label] > 1) runs[i].label += " (" + fs::path(dirs[i]).filename().string() + ")";
   std::vector<svg::Series> per_event, vs_flops;
   for (auto& r : runs) {
     svg::Series a{r.label, {}}, b{r.label, {}};

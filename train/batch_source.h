@@ -10,7 +10,7 @@ struct Batch {
   torch::Tensor frames;  // [B, T, H, W, 3] uint8
   torch::Tensor labels;  // [B] int64
   // [B, C] float multi-hot targets of multi-label data (sigmoid cross-entropy); undefined: single-label
-  torch::Tensor targets;
+  torch::Tensor targets = {};
 };
 
 class BatchSource {
