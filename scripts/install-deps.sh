@@ -25,7 +25,8 @@ if [ "$video" = 1 ]; then
          clang libclang-rt-14-dev   # the video_io libFuzzer target (skipped when absent)
          dataset-fashion-mnist
          libopencv-imgcodecs-dev        # PNG decoding of NEVIS records
-         opencv-doc python3-sklearn)    # digits.png and digits.csv.gz: the Debian-built NEVIS stream
+         opencv-doc python3-sklearn     # digits.png and digits.csv.gz: the Debian-built NEVIS stream
+         protobuf-compiler)             # protoc: the reference the tf.train.Example codec is tested against
 fi
 
 missing=()
