@@ -124,7 +124,11 @@ void add_job_commands(CLI::App& app, Global& g) {
   {
     auto* cmd = app.add_subcommand("train", "train a TRecViT classifier");
     static TrainJob job;
-    cmd->add_option("--config", job.model_config, "model config JSON")->required()->check(CLI::ExistingFile);
+    cmd->add_option("--config", job.model_config, "model config JSON (with --init: optional, the init's architecture)")->check(CLI::ExistingFile);
+    cmd->add_option("--init", job.init, "start from these weights: a trecvit checkpoint or a released .npz")->check(CLI::ExistingFile);
+    cmd->add_flag("--reset-head", job.reset_head, "with --init: a fresh class head for the dataset's classes");
+    cmd->add_option("--freeze", job.freeze, "none | backbone (train the class head only)")->check(one_of({"none", "backbone"}))
+        ->capture_default_str();
     cmd->add_option("--train-config", job.train_config, "training options JSON (steps, lr, ...)")->check(CLI::ExistingFile);
     add_data_args(cmd, {&job.data_root, &job.format, nullptr, &job.frames, &job.stride, &job.sampler, {"random", "segments"}});
     cmd->add_option("--out", job.out_dir, "run directory (checkpoints, metrics.jsonl, config.json)")->required();

@@ -11,6 +11,9 @@
 #include "blocks/runtime.h"
 #include "models/accounting.h"
 #include "models/checkpoint.h"
+#ifdef TRECVIT_WITH_JOBS
+#include "jobs/labels.h"
+#endif
 #include "models/flax_io.h"
 #include "models/inference.h"
 #include "train/trainer.h"
@@ -46,13 +49,14 @@ std::string options_markdown() {
          channel_mixers_markdown({768, 3072});
 }
 
-void print_info(const TRecViTConfig& config, bool json) {
+void print_info(const TRecViTConfig& config, bool json, const std::vector<std::string>& class_names = {}) {
   TRecViT model(config);
   const auto a = account(*model);
   const auto rt = runtime_info();
   if (json) {
     nlohmann::json j;
     j["config"] = config_to_json(config);
+    if (!class_names.empty()) j["class_names"] = class_names;
     j["params_total"] = a.params_total;
     j["params_backbone"] = a.params_backbone;
     j["params_by_component"] = a.params_by_component;
@@ -73,6 +77,11 @@ void print_info(const TRecViTConfig& config, bool json) {
              config.name, config.image_height, config.image_width, config.patch_size, config.num_patches(),
              config.width, config.depth, config.num_heads, config.lru_width);
   fmt::print("parameters: {} total, {} backbone (without the class head)\n", a.params_total, a.params_backbone);
+  if (!class_names.empty()) {
+    std::string shown;
+    for (size_t i = 0; i < class_names.size() && i < 10; ++i) shown += (i ? ", " : "") + class_names[i];
+    fmt::print("classes: {} named ({}{})\n", class_names.size(), shown, class_names.size() > 10 ? ", ..." : "");
+  }
   for (auto& [k, v] : a.params_by_component) fmt::print("  {:<18} {:>14}\n", k, v);
   fmt::print("FLOPs per frame: {:.3f} GFLOP\n", a.flops_per_frame / 1e9);
   for (auto& [k, v] : a.flops_by_component) fmt::print("  {:<18} {:>14.3f} GFLOP\n", k, v / 1e9);
@@ -91,10 +100,11 @@ void print_info(const TRecViTConfig& config, bool json) {
              rt.allocator);
 }
 
-void print_prediction(const Prediction& p, bool json) {
+void print_prediction(const Prediction& p, bool json, const std::vector<std::string>& names) {
   if (json) {
     nlohmann::json j;
     j["logits"] = to_vec(p.logits);
+    if (!names.empty()) j["class_names"] = names;
     if (p.per_frame.defined()) {
       j["per_frame"] = nlohmann::json::array();
       for (int64_t t = 0; t < p.per_frame.size(0); ++t) j["per_frame"].push_back(to_vec(p.per_frame[t]));
@@ -102,12 +112,16 @@ void print_prediction(const Prediction& p, bool json) {
     std::cout << dump(j) << "\n";
     return;
   }
-  auto top = [](const torch::Tensor& logits) {
+  auto top = [&names](const torch::Tensor& logits) {
     auto probs = torch::softmax(logits.to(torch::kDouble), 0);
     const int64_t k = std::min<int64_t>(3, logits.size(0));
     auto [vals, idx] = probs.topk(k);
     std::string s;
-    for (int64_t i = 0; i < k; ++i) s += fmt::format("  class {:>4} p={:.3f}", idx[i].item<int64_t>(), vals[i].item<double>());
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t c = idx[i].item<int64_t>();
+      s += names.empty() ? fmt::format("  class {:>4} p={:.3f}", c, vals[i].item<double>())
+                         : fmt::format("  {} ({}) p={:.3f}", names[c], c, vals[i].item<double>());
+    }
     return s;
   };
   if (p.per_frame.defined())
@@ -151,7 +165,12 @@ void add_model_commands(CLI::App& app, Global& g) {
         return;
       }
       if (config.empty() == checkpoint.empty()) throw CLI::ValidationError("info: give exactly one of --config, --checkpoint, --options");
-      print_info(config.empty() ? read_checkpoint_config(checkpoint) : load_config(find_config(config)), json);
+      if (!checkpoint.empty()) {
+        auto model = load_checkpoint(checkpoint);
+        print_info(model->config(), json, model->class_names());
+      } else {
+        print_info(load_config(find_config(config)), json);
+      }
     });
   }
   {
@@ -202,14 +221,22 @@ void add_model_commands(CLI::App& app, Global& g) {
     cmd->add_option("input", input, "clip: .npy uint8 array [T, H, W, 3], or a video file")->required()->check(CLI::ExistingFile);
     cmd->add_flag("--per-frame", per_frame, "print the streaming logits after every frame");
     cmd->add_flag("--json", json, "print {\"logits\": [...], \"per_frame\": [[...], ...]}");
+#ifdef TRECVIT_WITH_JOBS
+    static std::string labels;
+    cmd->add_option("--labels", labels, "class names (default: the checkpoint's): one per line, a JSON list, SSv2 labels.json, or a Kinetics CSV")
+        ->check(CLI::ExistingFile);
+#endif
     cmd->callback([] {
       auto model = load_checkpoint(checkpoint);
+#ifdef TRECVIT_WITH_JOBS
+      if (!labels.empty()) model->set_class_names(load_class_names(labels, model->config().num_classes));
+#endif
       auto frames = read_clip(input, model->config());
       if (frames.dim() != 4 || frames.size(3) != 3)
         throw std::runtime_error(input + ": expected an array [T, H, W, 3], got shape " + c10::str(frames.sizes()));
       if (frames.scalar_type() != torch::kByte && !frames.is_floating_point())
         throw std::runtime_error(input + ": expected uint8 frames (or float in [0, 1])");
-      print_prediction(predict_clip(*model, frames, per_frame), json);
+      print_prediction(predict_clip(*model, frames, per_frame), json, model->class_names());
     });
   }
   {

@@ -44,7 +44,7 @@ void add_stream_command(CLI::App& app, Global& g) {
   cmd->add_option("sources", job.sources,
                   "camera index (0), V4L2 device (/dev/video0), URL (rtsp://, http://, udp://, tcp://, srt://, ...) or file")
       ->required();
-  cmd->add_option("--labels", job.labels, "class names: one per line, a JSON list, or {\"name\": index} (SSv2 labels.json)")
+  cmd->add_option("--labels", job.labels, "class names (default: the checkpoint's): one per line, a JSON list, {\"name\": index} (SSv2 labels.json), or a Kinetics CSV")
       ->check(CLI::ExistingFile);
   cmd->add_option("--readout", readout, "mean (running mean since the stream started: the offline clip logits), last (the newest frame), ema:A (exponential forgetting, newest frame weighted A); default: the model's own");
   cmd->add_option("--reset-every", job.reset_every, "restart each stream's state every N frames (0: never)")->check(at_least(0));

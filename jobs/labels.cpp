@@ -1,6 +1,9 @@
 #include "jobs/labels.h"
 
+#include "datasets/annotations.h"
+
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -63,6 +66,26 @@ std::vector<std::string> load_class_names(const std::string& path, int64_t num_c
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) fail(path, "starts like JSON but is not valid JSON");
     names = from_json(path, j);
+  } else if (text.compare(first == std::string::npos ? 0 : first, 6, "label,") == 0) {
+    // A Kinetics annotation CSV: the classes are its distinct labels, sorted, as the loader
+    // numbers them.
+    std::istringstream lines(text);
+    std::string line;
+    std::set<std::string> distinct;
+    int64_t row = 0;
+    std::getline(lines, line);  // the header
+    while (std::getline(lines, line)) {
+      ++row;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      try {
+        const std::string label = data::parse_csv_line(line, path + " row " + std::to_string(row)).at(0);
+        if (!label.empty()) distinct.insert(label);  // test rows carry none
+      } catch (const std::exception& e) {
+        fail(path, e.what());
+      }
+    }
+    names.assign(distinct.begin(), distinct.end());
   } else {
     std::istringstream lines(text);
     std::string line;

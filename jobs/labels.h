@@ -1,7 +1,8 @@
 #pragma once
 // Class names for a model's outputs, from the label files users have: one name per line, a
-// JSON list, or a JSON object {"name": index} (Something-Something v2's labels.json; the
-// index may be a number or a string).
+// JSON list, a JSON object {"name": index} (Something-Something v2's labels.json; the
+// index may be a number or a string), or a Kinetics annotation CSV (header "label,...": its
+// distinct labels, sorted, as the Kinetics loader numbers them).
 #include <string>
 #include <vector>
 

@@ -374,6 +374,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     // The prediction event.
     const auto metrics = nevis_metrics(nevis_logits(*chosen, test, job.batch_size), test, ds.num_classes, ds.multi_label);
     cumulative += event_flops;
+    if (int64_t(ds.class_names.size()) == ds.num_classes) chosen->set_class_names(ds.class_names);
     save_checkpoint(*chosen, model_path);  // before the row: a row always has its model
     nlohmann::json row = metrics.to_json();
     nlohmann::json corrupt = nlohmann::json::object();

@@ -1,6 +1,7 @@
 #include "jobs/nevis_learner.h"
 
 #include "models/accounting.h"
+#include "models/pretrained.h"
 
 namespace trecvit {
 
@@ -11,14 +12,8 @@ TRecViT nevis_fresh_model(TRecViTConfig config, int64_t classes, uint64_t seed) 
 }
 
 TRecViT nevis_with_new_head(TRecViTImpl& from, int64_t classes, uint64_t seed) {
-  auto model = nevis_fresh_model(from.config(), classes, seed);
-  torch::NoGradGuard ng;
-  auto params = from.named_parameters(), buffers = from.named_buffers();
-  for (auto& p : model->named_parameters())
-    if (p.key().rfind("cls_head.", 0) != 0) p.value().copy_(params[p.key()]);
-  for (auto& b : model->named_buffers())
-    if (b.key().rfind("cls_head.", 0) != 0) b.value().copy_(buffers[b.key()]);
-  return model;
+  torch::manual_seed(seed);
+  return with_new_head(from, classes);
 }
 
 int64_t nevis_forward_flops_per_image(TRecViTImpl& model) { return account(model).flops_per_frame; }

@@ -113,7 +113,9 @@ StreamResult run_stream(const StreamJob& job, const ProgressSink& sink, const Ca
   torch::NoGradGuard no_grad;
   const auto& cfg = model->config();
   const StreamReadout readout = StreamReadout::parse(job.readout.empty() ? cfg.readout : job.readout);
-  const auto names = job.labels.empty() ? default_class_names(cfg.num_classes) : load_class_names(job.labels, cfg.num_classes);
+  const auto names = !job.labels.empty()              ? load_class_names(job.labels, cfg.num_classes)
+                     : !model->class_names().empty() ? model->class_names()
+                                                      : default_class_names(cfg.num_classes);
   const int64_t topk = std::min<int64_t>(job.topk, cfg.num_classes);
 
   video::CaptureOptions co;

@@ -9,6 +9,7 @@
 #include "datasets/loader.h"
 #include "jobs/video_source.h"
 #include "models/checkpoint.h"
+#include "models/pretrained.h"
 #include "train/trainer.h"
 
 namespace trecvit {
@@ -30,7 +31,35 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   // Metrics of a run that died before its first checkpoint describe nothing resumable.
   if (!job.resume) fs::remove(fs::path(job.out_dir) / "metrics.jsonl");
   if (!job.resume && !job.sample_log.empty()) fs::remove(job.sample_log);
-  auto cfg = load_config(job.model_config);
+  if (job.freeze != "none" && job.freeze != "backbone")
+    throw ConfigError("--freeze: expected none or backbone, got '" + job.freeze + "'");
+  if (job.model_config.empty() && job.init.empty()) throw ConfigError("--config: a model config is needed (or --init)");
+  // The run's record of where its weights came from: kept across resumes, and a resume may
+  // not name another source.
+  const fs::path config_json = fs::path(job.out_dir) / "config.json";
+  nlohmann::json init_record;
+  if (job.resume && fs::exists(config_json)) {
+    std::ifstream in(config_json);
+    init_record = nlohmann::json::parse(in, nullptr, false).value("init", nlohmann::json());
+    if (!job.init.empty() && (!init_record.is_object() || init_record.value("source", nlohmann::json()) != job.init))
+      throw ConfigError("--init " + job.init + ": the run in " + job.out_dir + " started from " +
+                        (init_record.is_object() ? init_record.value("source", std::string("?")) : std::string("fresh weights")) +
+                        "; resume it without --init");
+  }
+  TRecViT pretrained{nullptr};
+  if (!job.init.empty() && !job.resume) pretrained = load_pretrained(job.init);
+  TRecViTConfig cfg = !job.model_config.empty() ? load_config(job.model_config)
+                      : pretrained             ? pretrained->config()
+                                               : read_checkpoint_config(job.init);
+  if (pretrained && !job.model_config.empty()) {
+    const std::string diff = backbone_difference(pretrained->config(), cfg);
+    if (!diff.empty())
+      throw ConfigError("--init " + job.init + " does not fit --config " + job.model_config + ": " + diff);
+    const int64_t classes = cfg.num_classes;
+    cfg = pretrained->config();  // the init's architecture, with the config's class count and readout
+    cfg.num_classes = classes;
+    cfg.readout = load_config(job.model_config).readout;
+  }
   TrainOptions topt;
   if (!job.train_config.empty()) {
     std::ifstream f(job.train_config);
@@ -48,9 +77,15 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   if (!split.missing.empty())
     report.problem(std::to_string(split.missing.size()) + " annotated videos are missing (first: " +
                    split.missing.front() + "); training on the " + std::to_string(split.items.size()) + " found");
-  if (static_cast<int64_t>(split.class_names.size()) != cfg.num_classes)
-    throw ConfigError("model config " + job.model_config + ": num_classes is " + std::to_string(cfg.num_classes) +
-                      " but the dataset has " + std::to_string(split.class_names.size()) + " classes");
+  const int64_t data_classes = static_cast<int64_t>(split.class_names.size());
+  if (pretrained && job.model_config.empty()) cfg.num_classes = job.reset_head ? data_classes : pretrained->config().num_classes;
+  if (pretrained && !job.reset_head && pretrained->config().num_classes != data_classes)
+    throw ConfigError("--init " + job.init + " has " + std::to_string(pretrained->config().num_classes) +
+                      " classes but the dataset has " + std::to_string(data_classes) +
+                      ": pass --reset-head to train a new class head");
+  if (cfg.num_classes != data_classes)
+    throw ConfigError("model config " + (job.model_config.empty() ? job.init : job.model_config) + ": num_classes is " +
+                      std::to_string(cfg.num_classes) + " but the dataset has " + std::to_string(data_classes) + " classes");
   data::LoaderOptions lo;
   lo.clip.frames = job.frames > 0 ? job.frames : cfg.num_frames;
   lo.clip.stride = job.stride;
@@ -69,7 +104,31 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   data::VideoLoader loader(split, lo);
   LoaderBatchSource source(loader, job.sample_log);
   torch::manual_seed(job.seed);
-  Trainer trainer{TRecViT(cfg), topt, source};
+  TRecViT model(cfg);
+  if (pretrained) {
+    torch::NoGradGuard ng;
+    TRecViT start = job.reset_head ? with_new_head(*pretrained, data_classes) : pretrained;
+    auto from = start->named_parameters();
+    for (auto& p : model->named_parameters()) p.value().copy_(from[p.key()]);
+    auto from_buffers = start->named_buffers();
+    for (auto& b : model->named_buffers()) b.value().copy_(from_buffers[b.key()]);
+  }
+  // A resumed run freezes what it froze before (the optimizer's groups depend on it).
+  const std::string freeze = job.resume && init_record.is_object() ? init_record.value("freeze", job.freeze) : job.freeze;
+  if (!job.resume && (pretrained || freeze != "none"))
+    init_record = {{"source", job.init.empty() ? nlohmann::json() : nlohmann::json(job.init)},
+                   {"reset_head", job.reset_head}, {"freeze", freeze}};
+  if (freeze == "backbone")
+    for (auto& p : model->named_parameters())
+      if (p.key().rfind("cls_head.", 0) != 0) p.value().set_requires_grad(false);
+  model->set_class_names(split.class_names);  // every checkpoint of the run carries them
+  Trainer trainer{model, topt, source};
+  if (init_record.is_object()) {  // the trainer wrote config.json; add the weights' origin and the freeze
+    std::ifstream in(config_json);
+    auto record = nlohmann::json::parse(in);
+    record["init"] = init_record;
+    std::ofstream(config_json) << record.dump(2) << "\n";
+  }
   if (job.resume) trainer.resume(trainer.latest_checkpoint_path());
   auto t0 = std::chrono::steady_clock::now();
   TrainResult out;

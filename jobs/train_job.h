@@ -25,6 +25,12 @@ struct TrainJob {
   double color_jitter = 0;  // brightness/contrast/saturation strength
   std::string sample_log;   // append each batch's sample ids as a line to this file ("": none)
   std::string split = "train";
+  // Fine-tuning: start from a checkpoint or a released .npz (then model_config may be empty:
+  // the architecture is the init's). reset_head: a fresh cls_head for the dataset's classes
+  // (required when the counts differ). freeze: "none" or "backbone" (only cls_head trains).
+  std::string init;
+  bool reset_head = false;
+  std::string freeze = "none";
 };
 
 struct TrainResult {

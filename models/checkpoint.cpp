@@ -50,6 +50,8 @@ void write_model(torch::serialize::OutputArchive& archive, TRecViTImpl& model) {
   archive.write("config", c10::IValue(config_to_json(model.config()).dump()));
   for (auto& p : model.named_parameters()) archive.write("param/" + p.key(), p.value().detach().cpu());
   for (auto& b : model.named_buffers()) archive.write("buffer/" + b.key(), b.value().detach().cpu(), true);
+  if (!model.class_names().empty())
+    archive.write("class_names", c10::IValue(nlohmann::json(model.class_names()).dump()));
 }
 
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
@@ -109,7 +111,16 @@ void read_weights(Opened& o, TRecViTImpl& model, const std::string& path) {
                             ", the config needs " + c10::str(dst.sizes()));
     dst.copy_(t);
   };
-  std::set<std::string> expected = {"trecvit_format", "config"};
+  std::set<std::string> expected = {"trecvit_format", "config", "class_names"};
+  c10::IValue names;
+  if (o.archive.try_read("class_names", names)) {
+    try {
+      if (!names.isString()) throw std::invalid_argument("not a string");
+      model.set_class_names(nlohmann::json::parse(names.toStringRef()).get<std::vector<std::string>>());
+    } catch (const std::exception& e) {
+      throw CheckpointError("checkpoint " + path + ": corrupt class names: " + e.what());
+    }
+  }
   for (auto& p : model.named_parameters()) {
     load("param/" + p.key(), p.value());
     expected.insert("param/" + p.key());

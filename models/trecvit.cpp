@@ -43,6 +43,13 @@ void TRecViTImpl::reset() {
   }
 }
 
+void TRecViTImpl::set_class_names(std::vector<std::string> names) {
+  if (!names.empty() && int64_t(names.size()) != config_.num_classes)
+    throw std::invalid_argument(std::to_string(names.size()) + " class names for a model with " +
+                                std::to_string(config_.num_classes) + " classes");
+  class_names_ = std::move(names);
+}
+
 void TRecViTImpl::set_readout(const std::string& readout) {
   TORCH_CHECK(readout == "mean" || readout == "last", "readout: expected mean or last, got '", readout, "'");
   config_.readout = readout;

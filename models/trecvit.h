@@ -56,6 +56,10 @@ class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {
   torch::Tensor tokenize(const torch::Tensor& frames);
 
   const TRecViTConfig& config() const { return config_; }
+  // The names of the outputs (empty: unnamed). Checkpoints carry them; training sets them from
+  // the dataset. Throws std::invalid_argument unless empty or num_classes names.
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  void set_class_names(std::vector<std::string> names);
   // "mean" or "last": how forward() reads out a clip (the weights do not depend on it).
   void set_readout(const std::string& readout);
 
@@ -81,6 +85,7 @@ class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {
   torch::Tensor encode_stream(StreamState& state, const torch::Tensor& frames);  // z; sum, count unchanged
   torch::Tensor readout(const torch::Tensor& z_cumsum_mean_or_last);
   TRecViTConfig config_;
+  std::vector<std::string> class_names_;
 };
 TORCH_MODULE(TRecViT);
 

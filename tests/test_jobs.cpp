@@ -9,6 +9,8 @@
 #include "datasets/fashion_mnist.h"
 #include "datasets/ssf_generator.h"
 #include "models/checkpoint.h"
+#include "models/flax_io.h"
+#include "models/pretrained.h"
 #include "tests/test_util.h"
 #include "jobs/jobs.h"
 #include "video_io/video_reader.h"
@@ -278,4 +280,89 @@ TEST(EvalJobs, ACancelledEvaluationSaysItIsPartial) {
   EXPECT_LT(result.count, 10);
   std::ifstream f(eval.report);
   EXPECT_TRUE(nlohmann::json::parse(f).at("stopped").get<bool>());
+}
+
+// Fine-tuning from a released-layout .npz with another class count: the backbone starts
+// bit-equal to the imported weights, the head is new, checkpoints carry the dataset's class
+// names, and the mismatches are clear errors.
+TEST(TrainJobs, FineTuneFromANpzWithANewHeadAndClassNames) {
+  const std::string base = test::temp_dir(), root = base + "/ssf";
+  generate_ssf(tiny_ssf(root));  // 10 classes
+  torch::manual_seed(3);
+  TRecViT source(load_config(std::string(TRECVIT_CONFIG_DIR) + "/tiny.json"));  // 5 classes
+  export_npz(*source, base + "/released.npz");
+  const auto imported = load_pretrained(base + "/released.npz");
+
+  TrainJob job;
+  job.init = base + "/released.npz";
+  job.data_root = root;
+  job.out_dir = base + "/no-reset";
+  job.steps = 20;
+  job.batch_size = 4;
+  job.sampler = "segments";
+  try {
+    run_train(job);
+    ADD_FAILURE() << "a 5-class init trained on 10 classes without --reset-head";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--reset-head"), std::string::npos) << e.what();
+  }
+  job.reset_head = true;
+  job.out_dir = base + "/ft";
+  job.steps = 1;
+  job.train_config = base + "/zero-lr.json";  // lr ~ 0 for the backbone: what it starts from stays visible
+  std::ofstream(job.train_config) << R"({"steps": 1, "lr": 1e-3, "lr_backbone_mult": 0, "weight_decay": 0})";
+  run_train(job);
+  auto tuned = load_checkpoint(job.out_dir + "/checkpoint.pt");
+  EXPECT_EQ(tuned->config().num_classes, 10);
+  ASSERT_EQ(tuned->class_names().size(), 10u);
+  EXPECT_FALSE(tuned->class_names()[0].empty());
+  auto want = imported->named_parameters();
+  for (auto& p : tuned->named_parameters()) {
+    if (p.key().rfind("cls_head.", 0) == 0) continue;
+    EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key() << " moved with a zero backbone lr";
+  }
+  std::ifstream record(job.out_dir + "/config.json");
+  const auto rec = nlohmann::json::parse(record);
+  EXPECT_EQ(rec["init"]["source"], job.init);
+  EXPECT_TRUE(rec["init"]["reset_head"].get<bool>());
+  EXPECT_EQ(rec["train"]["lr_backbone_mult"], 0.0);
+
+  // 20 real steps with a frozen backbone: only the head changes.
+  job.out_dir = base + "/frozen";
+  job.train_config.clear();
+  job.steps = 20;
+  job.freeze = "backbone";
+  run_train(job);
+  auto frozen = load_checkpoint(job.out_dir + "/checkpoint.pt");
+  for (auto& p : frozen->named_parameters())
+    if (p.key().rfind("cls_head.", 0) != 0) EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key();
+
+  // A file that is neither a checkpoint nor an npz, and an init that does not fit --config.
+  std::ofstream(base + "/junk.pt") << "not a checkpoint";
+  job.init = base + "/junk.pt";
+  job.out_dir = base + "/junk";
+  EXPECT_THROW(run_train(job), CheckpointError);
+  job.init = base + "/released.npz";
+  job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
+  job.out_dir = base + "/misfit";
+  try {
+    run_train(job);
+    ADD_FAILURE() << "an init that does not fit the config was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
+  }
+
+  // Class names reach predict and info; --labels with the wrong count is refused.
+  const std::string bin = TRECVIT_BIN, ckpt = base + "/frozen/checkpoint.pt";
+  std::string out;
+  ASSERT_EQ(test::run_command(bin + " synth-clip --out " + base + "/c.npy --frames 8 --size 32", &out), 0) << out;
+  ASSERT_EQ(test::run_command(bin + " predict --checkpoint " + ckpt + " " + base + "/c.npy", &out), 0) << out;
+  EXPECT_NE(out.find(") p="), std::string::npos) << out;  // "NAME (INDEX) p=..."
+  EXPECT_EQ(out.find("  class "), std::string::npos) << out;
+  ASSERT_EQ(test::run_command(bin + " info --checkpoint " + ckpt, &out), 0) << out;
+  EXPECT_NE(out.find("classes: 10 named"), std::string::npos) << out;
+  std::ofstream(base + "/three.txt") << "a\nb\nc\n";
+  EXPECT_NE(test::run_command(bin + " predict --checkpoint " + ckpt + " --labels " + base + "/three.txt " + base + "/c.npy", &out), 0);
+  EXPECT_NE(out.find("three.txt"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 names"), std::string::npos) << out;
 }

@@ -11,19 +11,23 @@ bool excluded_from_decay(const std::string& name, const torch::Tensor& p) {
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
-                                                const std::vector<torch::Tensor>& skip) {
+                                                const std::vector<torch::Tensor>& skip, double backbone_lr_mult) {
   std::set<const void*> skipped;
   for (auto& t : skip) skipped.insert(t.unsafeGetTensorImpl());
-  std::vector<torch::Tensor> decay, no_decay;
+  const bool split = backbone_lr_mult != 1.0;
+  // [head?][no decay?]: without a split everything is "head", at lr.
+  std::vector<torch::Tensor> groups_of[2][2];
   for (auto& p : model.named_parameters()) {
     if (!p.value().requires_grad() || skipped.count(p.value().unsafeGetTensorImpl())) continue;
-    (excluded_from_decay(p.key(), p.value()) ? no_decay : decay).push_back(p.value());
+    const bool head = !split || p.key().rfind("cls_head.", 0) == 0;
+    groups_of[head][excluded_from_decay(p.key(), p.value())].push_back(p.value());
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(lr).weight_decay(weight_decay)));
-  groups.emplace_back(no_decay,
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr).weight_decay(0)));
+  for (int head = 1; head >= (split ? 0 : 1); --head)
+    for (int no_decay = 0; no_decay < 2; ++no_decay)
+      groups.emplace_back(groups_of[head][no_decay],
+                          std::make_unique<torch::optim::AdamWOptions>(
+                              torch::optim::AdamWOptions(head ? lr : lr * backbone_lr_mult).weight_decay(no_decay ? 0 : weight_decay)));
   return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
 }
 

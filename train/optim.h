@@ -13,10 +13,12 @@ namespace trecvit {
 // gate blocks) decays.
 bool excluded_from_decay(const std::string& name, const torch::Tensor& p);
 
-// AdamW with two parameter groups (decay, no decay). `skip` parameters (e.g. expert tables
-// updated by a sparse optimizer) are left out.
+// AdamW with two parameter groups (decay, no decay), four when backbone_lr_mult != 1 (the
+// class head's at lr, the backbone's at lr * backbone_lr_mult). `skip` parameters (e.g. expert
+// tables updated by a sparse optimizer) and frozen ones (requires_grad off) are left out.
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
-                                                const std::vector<torch::Tensor>& skip = {});
+                                                const std::vector<torch::Tensor>& skip = {},
+                                                double backbone_lr_mult = 1.0);
 
 struct WarmupCosine {
   double base_lr = 1e-3;

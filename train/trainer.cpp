@@ -17,6 +17,8 @@ const FieldTable<TrainOptions>& train_option_table() {
       TRECVIT_MEMBER_FIELD(O, steps, "optimizer steps", Check::at_least(1)),
       TRECVIT_MEMBER_FIELD(O, accumulate, "batches per optimizer step", Check::at_least(1)),
       TRECVIT_MEMBER_FIELD(O, lr, "peak learning rate", Check::above(0)),
+      TRECVIT_MEMBER_FIELD(O, lr_backbone_mult, "backbone learning rate as a fraction of lr (fine-tuning; the class head keeps lr)",
+                           Check::in(0, 1000)),
       TRECVIT_MEMBER_FIELD(O, weight_decay, "AdamW decoupled weight decay", Check::at_least(0)),
       TRECVIT_MEMBER_FIELD(O, warmup_steps, "linear warm-up steps (< steps)", Check::at_least(0)),
       TRECVIT_MEMBER_FIELD(O, final_lr_fraction, "cosine floor as a fraction of lr", Check::in(0, 1)),
@@ -56,7 +58,8 @@ Trainer::Trainer(TRecViT model, TrainOptions options, BatchSource& data)
     throw ConfigError("model config '" + model_->config().name +
                       "': channel_mixer.sparse_grad is not supported by the trainer yet (its optimizer state "
                       "cannot be checkpointed); set it to false");
-  optimizer_ = make_adamw(*model_, opt_.lr, opt_.weight_decay);
+  optimizer_ = make_adamw(*model_, opt_.lr, opt_.weight_decay, {}, opt_.lr_backbone_mult);
+  for (auto& group : optimizer_->param_groups()) group_lr_mult_.push_back(group.options().get_lr() / opt_.lr);
   schedule_ = {opt_.lr, opt_.warmup_steps, opt_.steps, opt_.final_lr_fraction};
   if (opt_.ema_decay > 0)
     for (auto& p : model_->parameters()) ema_.push_back(p.detach().clone());
@@ -71,7 +74,7 @@ StepStats Trainer::step() {
   auto t0 = std::chrono::steady_clock::now();
   model_->train();
   const double lr = schedule_.lr_at(step_);
-  set_learning_rate(*optimizer_, lr);
+  for (size_t i = 0; i < group_lr_mult_.size(); ++i) optimizer_->param_groups()[i].options().set_lr(lr * group_lr_mult_[i]);
   optimizer_->zero_grad();
   double loss_sum = 0, correct = 0, count = 0;
   auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(opt_.label_smoothing);

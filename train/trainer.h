@@ -18,6 +18,7 @@ struct TrainOptions {
   int64_t steps = 1000;            // optimizer steps
   int64_t accumulate = 1;          // batches per optimizer step
   double lr = 1e-3;
+  double lr_backbone_mult = 1.0;   // the backbone's lr = lr * this (cls_head: lr), for fine-tuning
   double weight_decay = 0.05;
   int64_t warmup_steps = 0;
   double final_lr_fraction = 0.0;
@@ -76,6 +77,7 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   WarmupCosine schedule_;
   std::vector<torch::Tensor> ema_;
+  std::vector<double> group_lr_mult_;  // per optimizer group: its share of the scheduled lr
   int64_t step_ = 0;
   int64_t clips_seen_ = 0;
   double elapsed_s_ = 0;
