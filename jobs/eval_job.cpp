@@ -67,6 +67,11 @@ class ViewsSource : public EvalSource {
 
 }  // namespace
 
+std::unique_ptr<EvalSource> make_views_source(const data::DatasetSplit& split, const data::ViewSpec& spec,
+                                              bool shuffle_frames, const Reporter& report, const CancelToken* cancel) {
+  return std::make_unique<ViewsSource>(split, spec, shuffle_frames, report, cancel);
+}
+
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const CancelToken* cancel) {
   const Reporter report(progress, "eval");
   auto model = load_checkpoint(job.checkpoint);

@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "datasets/annotations.h"
+#include "datasets/views.h"
+#include "eval/evaluate.h"
 #include "jobs/progress.h"
 
 namespace trecvit {
@@ -26,5 +29,10 @@ struct EvalResult {
 
 // Writes the report to job.report when set (a cancelled run's report says "stopped": true).
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
+
+// Every video of a split as its views (decoded one by one; unreadable ones reported through
+// `report` and counted): what `eval` and the trainer's validation read.
+std::unique_ptr<EvalSource> make_views_source(const data::DatasetSplit& split, const data::ViewSpec& spec,
+                                              bool shuffle_frames, const Reporter& report, const CancelToken* cancel);
 
 }  // namespace trecvit

@@ -7,6 +7,7 @@
 
 #include "datasets/annotations.h"
 #include "datasets/loader.h"
+#include "jobs/eval_job.h"
 #include "jobs/video_source.h"
 #include "models/checkpoint.h"
 #include "models/pretrained.h"
@@ -19,7 +20,8 @@ nlohmann::json TrainResult::to_json() const {
   return {{"steps", steps},           {"steps_this_run", steps_this_run}, {"final_loss", final_loss},
           {"final_accuracy", final_accuracy}, {"seconds", seconds},   {"clips_per_s", clips_per_s},
           {"skipped", skipped},       {"stopped", stopped},           {"checkpoint", checkpoint},
-          {"ema_checkpoint", ema_checkpoint}};
+          {"ema_checkpoint", ema_checkpoint}, {"best_checkpoint", best_checkpoint}, {"best_value", best_value},
+          {"best_step", best_step}};
 }
 
 TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const CancelToken* cancel) {
@@ -123,6 +125,28 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
       if (p.key().rfind("cls_head.", 0) != 0) p.value().set_requires_grad(false);
   model->set_class_names(split.class_names);  // every checkpoint of the run carries them
   Trainer trainer{model, topt, source};
+  data::DatasetSplit validation;
+  if (topt.eval_every > 0) {
+    validation = data::load_dataset(job.format, job.data_root, job.validation_split);
+    if (validation.items.empty())
+      throw ConfigError("eval_every is " + std::to_string(topt.eval_every) + " but the " + job.validation_split +
+                        " split of " + job.data_root + " is empty");
+    data::ViewSpec spec;
+    spec.clip.frames = lo.clip.frames;
+    spec.clip.stride = job.stride;
+    spec.sampler = job.sampler == "segments" ? "segments" : "center";
+    spec.size = cfg.image_height;
+    trainer.set_validator([&, spec](TRecViTImpl& m) {
+      auto views = make_views_source(validation, spec, job.shuffle_frames, report, cancel);
+      const auto metrics = evaluate(m, *views);
+      nlohmann::json r = {{"split", job.validation_split}, {"count", metrics.count()}, {"top1", metrics.top1()},
+                          {"top5", metrics.top5()}, {"skipped", views->skipped()}};
+      report(EventKind::kEval, {{"split", job.validation_split + " at step " + std::to_string(trainer.global_step())},
+                                {"count", metrics.count()}, {"top1", metrics.top1()}, {"top5", metrics.top5()},
+                                {"skipped", views->skipped()}});
+      return r;
+    });
+  }
   if (init_record.is_object()) {  // the trainer wrote config.json; add the weights' origin and the freeze
     std::ifstream in(config_json);
     auto record = nlohmann::json::parse(in);
@@ -167,6 +191,11 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.skipped = loader.skipped();
   out.checkpoint = trainer.latest_checkpoint_path();
+  if (trainer.best_step() > 0) {
+    out.best_checkpoint = job.out_dir + "/best.pt";
+    out.best_value = trainer.best_value();
+    out.best_step = trainer.best_step();
+  }
   out.stopped = out.steps < topt.steps && cancelled(cancel);
   if (auto ema = trainer.eval_model(); ema.ptr() != trainer.model().ptr()) {
     out.ema_checkpoint = job.out_dir + "/ema.pt";

@@ -28,6 +28,7 @@ struct TrainJob {
   // Fine-tuning: start from a checkpoint or a released .npz (then model_config may be empty:
   // the architecture is the init's). reset_head: a fresh cls_head for the dataset's classes
   // (required when the counts differ). freeze: "none" or "backbone" (only cls_head trains).
+  std::string validation_split = "validation";  // read when the train config's eval_every > 0
   std::string init;
   bool reset_head = false;
   std::string freeze = "none";
@@ -40,6 +41,9 @@ struct TrainResult {
   int64_t skipped = 0;         // unreadable samples replaced
   bool stopped = false;        // cancelled before the last step (resume with TrainJob::resume)
   std::string checkpoint, ema_checkpoint;
+  std::string best_checkpoint;  // with eval_every: the best validation so far (by best_metric)
+  double best_value = -1;
+  int64_t best_step = 0;
   nlohmann::json to_json() const;
 };
 

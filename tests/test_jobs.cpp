@@ -366,3 +366,31 @@ TEST(TrainJobs, FineTuneFromANpzWithANewHeadAndClassNames) {
   EXPECT_NE(out.find("three.txt"), std::string::npos) << out;
   EXPECT_NE(out.find("3 names"), std::string::npos) << out;
 }
+
+// Validation during training through the job: the validation split is evaluated every
+// eval_every steps, reported, logged, and the best kept as best.pt.
+TEST(TrainJobs, ValidationDuringTrainingKeepsBestPt) {
+  const std::string base = test::temp_dir(), root = base + "/ssf";
+  generate_ssf(tiny_ssf(root));
+  TrainJob job;
+  job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
+  job.train_config = base + "/t.json";
+  std::ofstream(job.train_config) << R"({"steps": 4, "eval_every": 2, "keep_last": 1, "checkpoint_every": 2})";
+  job.data_root = root;
+  job.out_dir = base + "/run";
+  job.batch_size = 4;
+  job.sampler = "segments";
+  int evals = 0;
+  const auto r = run_train(job, [&](const Event& e) {
+    if (e.kind == EventKind::kEval) {
+      ++evals;
+      EXPECT_EQ(e.fields["count"], 10);
+    }
+  });
+  EXPECT_EQ(evals, 2);
+  EXPECT_TRUE(r.best_step == 2 || r.best_step == 4) << r.best_step;
+  EXPECT_TRUE(fs::exists(base + "/run/best.pt"));
+  EXPECT_TRUE(fs::exists(base + "/run/checkpoint-4.pt"));
+  EXPECT_FALSE(fs::exists(base + "/run/checkpoint-2.pt"));
+  EXPECT_EQ(load_checkpoint(base + "/run/best.pt")->class_names().size(), 10u);
+}

@@ -1,7 +1,9 @@
 // The training core: schedule, decay exclusions, learning a temporal task, exact resume,
 // stop signals, and clear errors for checkpoints that cannot be resumed.
 #include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "models/checkpoint.h"
 #include "models/inference.h"
@@ -178,6 +180,110 @@ TEST(Trainer, StopRequestCheckpointsAndReturns) {
   }
   EXPECT_EQ(lines, 2);
   EXPECT_TRUE(std::ifstream(dir + "/run/config.json").good());
+}
+
+// A crash after steps were logged but before the next checkpoint: the resumed run replays
+// those steps, and metrics.jsonl still holds each step once, with the same values.
+TEST(Trainer, ResumeAfterACrashKeepsEachMetricsStepOnce) {
+  auto dir = temp_dir();
+  auto o = quick_options(6);
+  o.out_dir = dir + "/run";
+  o.log_every = 1;
+  o.checkpoint_every = 3;
+  std::vector<nlohmann::json> first;
+  {
+    MotionBatches data(12, 4, 5);
+    Trainer t(tiny_model(5), o, data);
+    t.run([&](const StepStats& s) {
+      if (s.step == 4) std::filesystem::copy_file(dir + "/run/checkpoint.pt", dir + "/step3.pt");
+    });
+  }
+  auto read = [&] {
+    std::vector<nlohmann::json> rows;
+    std::ifstream in(dir + "/run/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
+    return rows;
+  };
+  first = read();
+  ASSERT_EQ(first.size(), 6u);
+  EXPECT_TRUE(first[5].contains("wall_s"));
+  EXPECT_TRUE(first[5].contains("data_wait_s"));
+  // The crash: the step-3 checkpoint is the latest, steps 4 and 5 are logged, and the log
+  // line of step 6 was cut mid-write.
+  std::filesystem::copy_file(dir + "/step3.pt", dir + "/run/checkpoint.pt", std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ofstream out(dir + "/run/metrics.jsonl", std::ios::trunc);
+    for (int i = 0; i < 5; ++i) out << first[i].dump() << "\n";
+    out << "{\"step\": 6, \"lo";
+  }
+  {
+    MotionBatches data(12, 4, 5);
+    Trainer t(tiny_model(77), o, data);
+    t.resume(dir + "/run/checkpoint.pt");
+    t.run();
+  }
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(rows[i]["step"], i + 1);
+    EXPECT_EQ(rows[i]["loss"], first[i]["loss"]) << "step " << i + 1;
+  }
+}
+
+// Validation every 2 steps keeps best.pt at the best step (and the best across a resume);
+// keep_last keeps the newest K step-numbered checkpoints.
+TEST(Trainer, ValidationKeepsTheBestAndKeepLastPrunes) {
+  auto dir = temp_dir();
+  auto o = quick_options(8);
+  o.out_dir = dir + "/run";
+  o.eval_every = 2;
+  o.checkpoint_every = 1;
+  o.keep_last = 2;
+  const std::map<int64_t, double> score = {{2, 0.3}, {4, 0.7}, {5, 0.1}, {6, 0.5}, {8, 0.6}};  // 5: the first run's last step
+  std::map<int64_t, torch::Tensor> weights_at;
+  auto validator = [&](Trainer& t) {
+    return [&](TRecViTImpl& m) {
+      weights_at[t.global_step()] = m.cls_head->weight.detach().clone();
+      return nlohmann::json{{"top1", score.at(t.global_step())}, {"top5", 1.0}, {"count", 4}};
+    };
+  };
+  {
+    MotionBatches data(12, 4, 6);
+    o.steps = 5;  // stop early, then resume to 8
+    Trainer t(tiny_model(6), o, data);
+    t.set_validator(validator(t));
+    t.run();
+    EXPECT_EQ(t.best_step(), 4);
+  }
+  {
+    MotionBatches data(12, 4, 6);
+    o.steps = 8;
+    Trainer t(tiny_model(7), o, data);
+    t.set_validator(validator(t));
+    t.resume(dir + "/run/checkpoint.pt");
+    EXPECT_EQ(t.best_step(), 4);  // 0.5 and 0.6 later do not beat 0.7
+    EXPECT_DOUBLE_EQ(t.best_value(), 0.7);
+    t.run();
+    EXPECT_EQ(t.best_step(), 4);
+  }
+  auto best = load_checkpoint(dir + "/run/best.pt");
+  EXPECT_TRUE(torch::equal(best->cls_head->weight, weights_at.at(4)));
+  std::vector<std::string> kept;
+  for (auto& e : std::filesystem::directory_iterator(dir + "/run"))
+    if (e.path().filename().string().rfind("checkpoint-", 0) == 0) kept.push_back(e.path().filename().string());
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(kept, (std::vector<std::string>{"checkpoint-7.pt", "checkpoint-8.pt"}));
+  EXPECT_EQ(load_checkpoint(dir + "/run/checkpoint-7.pt")->config().num_classes, 2);
+  // The validation rows are in metrics.jsonl, once each.
+  std::ifstream in(dir + "/run/metrics.jsonl");
+  std::string line;
+  std::vector<int64_t> validated;
+  while (std::getline(in, line)) {
+    auto row = nlohmann::json::parse(line);
+    if (row.contains("validation")) validated.push_back(row["step"].get<int64_t>());
+  }
+  EXPECT_EQ(validated, (std::vector<int64_t>{2, 4, 5, 6, 8}));
 }
 
 TEST(Trainer, UnresumableCheckpointsAreClearErrors) {

@@ -2,7 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <cstdio>
 #include <fstream>
 
 #include "models/checkpoint.h"
@@ -29,6 +32,9 @@ const FieldTable<TrainOptions>& train_option_table() {
       TRECVIT_MEMBER_FIELD(O, checkpoint_every, "steps between checkpoints (0: at the end and on a stop)",
                            Check::at_least(0)),
       TRECVIT_MEMBER_FIELD(O, log_every, "steps between metrics lines", Check::at_least(1)),
+      TRECVIT_MEMBER_FIELD(O, eval_every, "steps between validations on the validation split (0: none)", Check::at_least(0)),
+      TRECVIT_MEMBER_FIELD(O, best_metric, "validation metric that best.pt maximises", Check::one_of({"top1", "top5"})),
+      TRECVIT_MEMBER_FIELD(O, keep_last, "step-numbered copies of the last K periodic checkpoints (0: none)", Check::at_least(0)),
       TRECVIT_MEMBER_FIELD(O, seed, "seed for initialisation, data order and augmentation"),
   });
   return table;
@@ -79,7 +85,9 @@ StepStats Trainer::step() {
   double loss_sum = 0, correct = 0, count = 0;
   auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(opt_.label_smoothing);
   for (int64_t a = 0; a < opt_.accumulate; ++a) {
+    const auto wait0 = std::chrono::steady_clock::now();
     Batch b = data_.next();
+    data_wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait0).count();
     auto logits = model_->forward(b.frames);
     auto loss = b.targets.defined() ? torch::binary_cross_entropy_with_logits(logits, b.targets)
                                     : torch::nn::functional::cross_entropy(logits, b.labels, ce);
@@ -118,9 +126,39 @@ void Trainer::log_metrics(const StepStats& s) {
   if (opt_.out_dir.empty()) return;
   std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
   f << nlohmann::json{{"step", s.step}, {"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy},
-                      {"lr", s.lr}, {"clips_per_s", s.clips_per_s}, {"skipped", data_.skipped()}}
+                      {"lr", s.lr}, {"clips_per_s", s.clips_per_s}, {"skipped", data_.skipped()},
+                      {"wall_s", elapsed_s_}, {"data_wait_s", data_wait_s_}}
            .dump()
     << "\n";
+}
+
+// Steps logged after the restored checkpoint (a crash between a log line and the next
+// checkpoint) are replayed by the resumed run: drop them so each step appears once. A line cut
+// by the crash goes too.
+void Trainer::truncate_metrics() {
+  if (opt_.out_dir.empty()) return;
+  const std::string path = opt_.out_dir + "/metrics.jsonl";
+  std::ifstream in(path);
+  if (!in) return;
+  std::vector<std::string> kept;
+  std::string line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    const auto row = nlohmann::json::parse(line, nullptr, false);
+    const bool keep = row.is_object() && row.contains("step") && row["step"].is_number_integer() &&
+                      row["step"].get<int64_t>() <= step_;
+    if (keep) kept.push_back(line);
+    else dropped = true;
+  }
+  in.close();
+  if (!dropped) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (auto& k : kept) out << k << "\n";
+    if (!out.flush()) throw CheckpointError(tmp + ": cannot write");
+  }
+  std::rename(tmp.c_str(), path.c_str());
 }
 
 std::string Trainer::latest_checkpoint_path() const {
@@ -135,11 +173,54 @@ int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log, const 
       log_metrics(s);
       if (on_log) on_log(s);
     }
-    if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !opt_.out_dir.empty())
+    // Validation before the checkpoint of the same step, so the checkpoint knows the best so far.
+    if (validate_ && opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || step_ == opt_.steps)) validate_now();
+    if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !opt_.out_dir.empty()) {
       save(latest_checkpoint_path());
+      keep_last_checkpoints();
+    }
   }
   if (!opt_.out_dir.empty()) save(latest_checkpoint_path());
   return step_ - start;
+}
+
+void Trainer::validate_now() {
+  auto model = eval_model();
+  nlohmann::json result = validate_(*model);
+  model_->train();
+  if (!opt_.out_dir.empty()) {
+    std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
+    f << nlohmann::json{{"step", step_}, {"validation", result}}.dump() << "\n";
+  }
+  const double value = result.value(opt_.best_metric, -1.0);
+  if (value > best_value_) {
+    best_value_ = value;
+    best_step_ = step_;
+    if (!opt_.out_dir.empty()) save_checkpoint(*model, opt_.out_dir + "/best.pt");
+  }
+}
+
+// checkpoint.pt is replaced by a rename on every save, so a hard link keeps the old file alive
+// under checkpoint-<step>.pt at no copying cost; the oldest beyond keep_last go.
+void Trainer::keep_last_checkpoints() {
+  if (opt_.keep_last <= 0) return;
+  namespace fs = std::filesystem;
+  const fs::path dir(opt_.out_dir);
+  const fs::path kept = dir / ("checkpoint-" + std::to_string(step_) + ".pt");
+  std::error_code ec;
+  fs::remove(kept, ec);
+  fs::create_hard_link(dir / "checkpoint.pt", kept, ec);
+  if (ec) fs::copy_file(dir / "checkpoint.pt", kept, fs::copy_options::overwrite_existing);
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("checkpoint-", 0) != 0 || name.size() < 15 || name.compare(name.size() - 3, 3, ".pt") != 0) continue;
+    const std::string digits = name.substr(11, name.size() - 14);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    all.emplace_back(std::stoll(digits), e.path());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + size_t(opt_.keep_last) < all.size(); ++i) fs::remove(all[i].second, ec);
 }
 
 void Trainer::save(const std::string& path) {
@@ -148,6 +229,9 @@ void Trainer::save(const std::string& path) {
   nlohmann::json state = {{"step", step_},
                           {"clips_seen", clips_seen_},
                           {"elapsed_s", elapsed_s_},
+                          {"data_wait_s", data_wait_s_},
+                          {"best_value", best_value_},
+                          {"best_step", best_step_},
                           {"data_position", data_.position()},
                           {"options", train_options_to_json(opt_)}};
   archive.write("train_state", c10::IValue(state.dump()));
@@ -193,7 +277,11 @@ void Trainer::resume(const std::string& path) {
   step_ = state.at("step").get<int64_t>();
   clips_seen_ = state.value("clips_seen", int64_t(0));
   elapsed_s_ = state.value("elapsed_s", 0.0);
+  data_wait_s_ = state.value("data_wait_s", 0.0);
+  best_value_ = state.value("best_value", -1.0);
+  best_step_ = state.value("best_step", int64_t(0));
   data_.restore(state.at("data_position"));
+  truncate_metrics();
 }
 
 TRecViT Trainer::eval_model() {

@@ -28,6 +28,9 @@ struct TrainOptions {
   double ema_decay = 0.0;          // 0: no EMA
   int64_t checkpoint_every = 0;    // steps between checkpoints (0: only at the end and on a signal)
   int64_t log_every = 10;          // steps between metrics lines
+  int64_t eval_every = 0;          // steps between validations (0: none; needs a validator)
+  std::string best_metric = "top1";  // the validation metric best.pt maximises: top1 | top5
+  int64_t keep_last = 0;           // step-numbered copies of the last K periodic checkpoints (0: none)
   uint64_t seed = 0;
   std::string out_dir;             // run directory; "" writes nothing
 };
@@ -51,6 +54,13 @@ class Trainer {
   Trainer(TRecViT model, TrainOptions options, BatchSource& data);
 
   StepStats step();
+  // Validation every eval_every steps (and after the last): `validate` evaluates the model it is
+  // given (the EMA weights when EMA is on) and returns at least {"top1", "top5", "count"}. Each
+  // result is a metrics.jsonl row {"step", "validation": {...}}; the best by best_metric is
+  // saved as best.pt (a model checkpoint).
+  void set_validator(std::function<nlohmann::json(TRecViTImpl&)> validate) { validate_ = std::move(validate); }
+  double best_value() const { return best_value_; }
+  int64_t best_step() const { return best_step_; }
   // Trains until options.steps or until `cancel` is requested (checked after each step):
   // checkpoints every checkpoint_every steps, at the end and on the stop. Returns the number of
   // steps done in this call.
@@ -71,6 +81,12 @@ class Trainer {
 
  private:
   void log_metrics(const StepStats& s);
+  void truncate_metrics();
+  void validate_now();
+  void keep_last_checkpoints();
+  std::function<nlohmann::json(TRecViTImpl&)> validate_;
+  double best_value_ = -1;
+  int64_t best_step_ = 0;
   TRecViT model_;
   TrainOptions opt_;
   BatchSource& data_;
@@ -81,6 +97,7 @@ class Trainer {
   int64_t step_ = 0;
   int64_t clips_seen_ = 0;
   double elapsed_s_ = 0;
+  double data_wait_s_ = 0;  // time spent waiting for batches (the loader's share of elapsed_s_)
 };
 
 }  // namespace trecvit
