@@ -5,6 +5,9 @@
 #include "apps/commands.h"
 #include "apps/progress.h"
 #include "jobs/jobs.h"
+#include "jobs/run_report.h"
+
+#include <fstream>
 #include "video_io/error.h"
 
 extern "C" {
@@ -161,6 +164,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_option("--report", job.report, "write the JSON report here");
     cmd->add_flag("--json", json, "print the JSON report");
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: evaluate on frame-shuffled clips");
+    cmd->add_flag("--routing", job.routing, "add the sparse mixers' routing health per layer to the report");
     cmd->callback([&g] {
       // --json keeps stdout for the report alone.
       const auto r = run_eval(job, make_printer(g.log_format, json), &install_stop_signals());
@@ -170,6 +174,21 @@ void add_job_commands(CLI::App& app, Global& g) {
         fmt::print(stderr, "eval: stopped after {} videos: the metrics are partial\n", r.count);
         throw CLI::RuntimeError(130);
       }
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("report", "HTML + SVG of a training run: loss, accuracy and lr curves, confusion matrix, routing health");
+    static std::string run, out;
+    cmd->add_option("run", run, "training run folder (metrics.jsonl; eval.json when present)")->required()->check(CLI::ExistingDirectory);
+    cmd->add_option("--out", out, "HTML file (default: RUN/report.html)");
+    cmd->callback([&g] {
+      const std::string path = out.empty() ? run + "/report.html" : out;
+      const std::string html = run_report_html(run);
+      std::ofstream f(path);
+      f << html;
+      if (!f.flush()) throw CLI::ValidationError("--out", path + ": cannot write");
+      if (g.log_format == LogFormat::kText) fmt::print("wrote {}\n", path);
+      print_result(g.log_format, "report", {{"html", path}, {"run", run}});
     });
   }
   {

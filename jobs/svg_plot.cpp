@@ -180,4 +180,43 @@ std::string bars(const std::vector<double>& raw, const std::vector<std::string>&
   return s.str() + "</svg>";
 }
 
+std::string heatmap(const std::vector<std::vector<int64_t>>& counts, const std::vector<std::string>& labels,
+                    const std::string& row_label, const std::string& col_label) {
+  const size_t n = counts.size();
+  const double cell = n <= 12 ? 34 : std::max(6.0, 420.0 / double(std::max<size_t>(1, n)));
+  size_t longest = 1;
+  for (auto& l : labels) longest = std::max(longest, l.size());
+  const double text = 6.2 * double(std::min<size_t>(longest, 40));  // labels past 40 characters are cut
+  const double left = 24 + text, top = 20, size = cell * double(n), w = left + size + text * 0.5 + 20,
+               h = top + size + text * 0.87 + 40;
+  int64_t peak = 1;
+  for (auto& row : counts)
+    for (int64_t v : row) peak = std::max(peak, v);
+  std::ostringstream s;
+  s << "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 " << w << " " << h << "' width='" << w << "' height='" << h
+    << "' font-family='sans-serif' font-size='11'>";
+  for (size_t r = 0; r < n; ++r) {
+    const std::string full = r < labels.size() ? labels[r] : std::to_string(r);
+    const std::string name = full.size() > 40 ? full.substr(0, 39) + "…" : full;
+    s << "<text x='" << left - 6 << "' y='" << top + cell * (r + 0.5) + 4 << "' text-anchor='end'>" << escape(name) << "</text>";
+    s << "<text transform='translate(" << left + cell * (r + 0.5) + 4 << "," << top + size + 6
+      << ") rotate(60)'>" << escape(name) << "</text>";
+    for (size_t c = 0; c < counts[r].size() && c < n; ++c) {
+      const int64_t v = counts[r][c];
+      const double t = std::sqrt(double(v) / double(peak));  // sqrt: small off-diagonal counts stay visible
+      const int shade = int(std::lround(255 - 200 * t));
+      s << "<rect x='" << left + cell * c << "' y='" << top + cell * r << "' width='" << cell << "' height='" << cell
+        << "' fill='rgb(" << shade << "," << shade << ",255)' stroke='#fff'><title>" << escape(full) << " -> "
+        << escape(c < labels.size() ? labels[c] : std::to_string(c)) << ": " << v << "</title></rect>";
+      if (n <= 12 && v > 0)
+        s << "<text x='" << left + cell * (c + 0.5) << "' y='" << top + cell * (r + 0.5) + 4 << "' text-anchor='middle' fill='"
+          << (t > 0.6 ? "#fff" : "#222") << "'>" << v << "</text>";
+    }
+  }
+  s << "<text x='" << left + size / 2 << "' y='" << h - 6 << "' text-anchor='middle'>" << escape(col_label) << "</text>";
+  s << "<text transform='translate(12," << top + size / 2 << ") rotate(-90)' text-anchor='middle'>" << escape(row_label)
+    << "</text></svg>";
+  return s.str();
+}
+
 }  // namespace trecvit::svg

@@ -1,5 +1,6 @@
 #pragma once
 // Small inline-SVG charts for the HTML reports: a scatter with error bars, line series, bars.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ std::string scatter(const std::vector<Point>& points, const std::string& x_label
 std::string lines(const std::vector<Series>& series, const std::string& x_label, const std::string& y_label);
 std::string bars(const std::vector<double>& values, const std::vector<std::string>& labels, const std::string& x_label,
                  const std::string& y_label, bool log_y = false);
+// A count matrix as shaded cells (rows: true class, columns: predicted), labelled, each cell's
+// count as its tooltip and, when the matrix is small, as text.
+std::string heatmap(const std::vector<std::vector<int64_t>>& counts, const std::vector<std::string>& labels,
+                    const std::string& row_label, const std::string& col_label);
 std::string escape(const std::string& text);  // for HTML text and attributes
 const char* color(size_t i);                   // a qualitative palette
 

@@ -13,6 +13,7 @@
 #include "models/pretrained.h"
 #include "tests/test_util.h"
 #include "jobs/jobs.h"
+#include "jobs/run_report.h"
 #include "video_io/video_reader.h"
 #include "video_io/writer.h"
 
@@ -393,4 +394,28 @@ TEST(TrainJobs, ValidationDuringTrainingKeepsBestPt) {
   EXPECT_TRUE(fs::exists(base + "/run/checkpoint-4.pt"));
   EXPECT_FALSE(fs::exists(base + "/run/checkpoint-2.pt"));
   EXPECT_EQ(load_checkpoint(base + "/run/best.pt")->class_names().size(), 10u);
+
+  // The run's report: one SVG per promised plot, and a confusion matrix summing to the count.
+  EvalJob eval;
+  eval.checkpoint = base + "/run/checkpoint.pt";
+  eval.data_root = root;
+  eval.sampler = "segments";
+  eval.routing = true;
+  eval.report = base + "/run/eval.json";
+  const auto evaluated = run_eval(eval);
+  const std::string html = run_report_html(base + "/run");
+  size_t svgs = 0;
+  for (size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1)) ++svgs;
+  EXPECT_EQ(svgs, 6u);  // loss, accuracy, lr, confusion, per-class, one PEER layer's histogram
+  EXPECT_NE(html.find("validation top-1"), std::string::npos);
+  EXPECT_NE(html.find("Routing health"), std::string::npos);
+  EXPECT_EQ(html.rfind("</html>"), html.size() - 8);
+  int64_t cells = 0;  // each heatmap cell's title is "TRUE -> PREDICTED: COUNT"
+  for (size_t at = html.find(" -> "); at != std::string::npos; at = html.find(" -> ", at + 1)) {
+    const size_t colon = html.find(": ", at), end = html.find("</title>", at);
+    cells += std::stoll(html.substr(colon + 2, end - colon - 2));
+  }
+  EXPECT_EQ(cells, evaluated.count);
+  EXPECT_EQ(cells, 10);
+  EXPECT_THROW(run_report_html(base), std::runtime_error);  // no metrics.jsonl there
 }
