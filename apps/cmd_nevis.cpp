@@ -8,6 +8,7 @@
 #include "apps/progress.h"
 #include "datasets/nevis_build.h"
 #include "jobs/nevis_job.h"
+#include "train/trainer.h"
 #include "jobs/nevis_report.h"
 #include "models/config_locator.h"
 
@@ -42,8 +43,8 @@ void add_run(CLI::App* nevis, Global& g) {
   cmd->add_flag("--resume", job.resume, "continue RUN: finished events are kept, a cut one is redone");
   cmd->add_option("--num-classes", job.num_classes, "class count of every dataset (default: sidecar, else labels)")->check(at_least(1));
   cmd->add_option("--knn-k", job.knn_k, "finetune-knn: neighbours")->check(at_least(1))->capture_default_str();
-  cmd->add_option("--min-crop-area", job.min_crop_area, "random resized crop: smallest area fraction")->check(between(0.01, 1))->capture_default_str();
-  cmd->add_flag("!--no-flip", job.flip, "no random horizontal flips in training");
+  cmd->add_option("--min-crop-area", job.crop.min_area, "random resized crop: smallest area fraction")->check(between(0.01, 1))->capture_default_str();
+  cmd->add_flag("!--no-flip", job.crop.flip, "no random horizontal flips in training");
   cmd->add_option("--seed", job.seed, "seed of every initialisation, data order and search")->capture_default_str();
   cmd->callback([&g] {
     const auto comma = lr_range.find(',');
@@ -59,12 +60,7 @@ void add_run(CLI::App* nevis, Global& g) {
     if (job.build_debian_data && job.stream != "debian")
       throw CLI::ValidationError("--data", "needed for the '" + job.stream + "' stream (only 'debian' has embedded data)");
     job.model_config = find_config(job.model_config);
-    if (job.train_config.empty()) {
-      std::string sibling = job.model_config;
-      if (sibling.size() > 5 && sibling.compare(sibling.size() - 5, 5, ".json") == 0)
-        sibling = sibling.substr(0, sibling.size() - 5) + ".train.json";
-      if (std::ifstream(sibling)) job.train_config = sibling;
-    }
+    if (job.train_config.empty()) job.train_config = train_config_beside(job.model_config);
     const auto r = run_nevis(job, make_printer(g.log_format), &install_stop_signals());
     if (g.log_format == LogFormat::kText) {
       for (auto& d : r.summary["datasets"])

@@ -13,6 +13,7 @@
 #include "bench/harness.h"
 #include "datasets/nevis_build.h"
 #include "jobs/nevis_job.h"
+#include "train/trainer.h"
 #include "models/config_locator.h"
 
 namespace trecvit::bench {
@@ -77,8 +78,7 @@ nlohmann::json bench_nevis(const Args& args) {
       job.data_root = data;
       job.learner = learner;
       job.model_config = find_config("nevis/" + model + ".json");
-      const std::string train = job.model_config.substr(0, job.model_config.size() - 5) + ".train.json";
-      if (fs::exists(train)) job.train_config = train;
+      job.train_config = train_config_beside(job.model_config);
       job.out_dir = (tmp / (model + "-" + learner)).string();
       job.steps = steps;
       job.batch_size = batch;

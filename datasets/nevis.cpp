@@ -85,6 +85,10 @@ std::string nevis_dataset_dir(const std::string& root, const std::string& datase
   return (fs::path(root) / folder).string();
 }
 
+bool nevis_dataset_ready(const std::string& root, const std::string& dataset) {
+  return read_text(fs::path(nevis_dataset_dir(root, dataset)) / "status") == "ready";
+}
+
 std::vector<std::string> nevis_dataset_names(const std::string& root) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -140,7 +144,7 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
   ds.name = dataset;
   ds.dir = nevis_dataset_dir(root, dataset);
   if (!fs::is_directory(ds.dir)) throw DatasetError(ds.dir + ": no such dataset folder");
-  ds.ready = read_text(fs::path(ds.dir) / "status") == "ready";
+  ds.ready = nevis_dataset_ready(root, dataset);
   if (fs::exists(fs::path(ds.dir) / "trecvit.json")) read_sidecar(fs::path(ds.dir) / "trecvit.json", ds);
   if (options.num_classes > 0) {
     ds.num_classes = options.num_classes;

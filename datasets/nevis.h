@@ -55,6 +55,8 @@ struct NevisLoadOptions {
 using NevisProblemSink = std::function<void(const TFRecordProblem&)>;
 
 std::string nevis_dataset_dir(const std::string& root, const std::string& dataset);
+// Whether ROOT/<dataset>/status is a regular file saying "ready" (never opens a FIFO).
+bool nevis_dataset_ready(const std::string& root, const std::string& dataset);
 // The dataset folders under root (with a `status` file or a split folder), sorted.
 std::vector<std::string> nevis_dataset_names(const std::string& root);
 // The shard files of a split folder (data-XXXXX-of-YYYYY), sorted; other files are ignored.

@@ -143,9 +143,7 @@ std::vector<NevisBuildResult> build_nevis_debian(const NevisBuildOptions& o,
     NevisBuildResult r;
     r.dataset = name;
     const fs::path dir = fs::path(o.out_dir) / name;
-    std::ifstream status(dir / "status");
-    std::string word;
-    if (status >> word && word == "ready") {
+    if (nevis_dataset_ready(o.out_dir, name)) {
       r.skipped = true;
       results.push_back(r);
       continue;

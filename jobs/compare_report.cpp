@@ -41,15 +41,9 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 std::string pct(const nlohmann::json& mean, const nlohmann::json& std) {
   if (!mean.is_number()) return "n/a";
-  return fmt("%.2f", 100 * mean.get<double>()) + (std.is_number() ? " ± " + fmt("%.2f", 100 * std.get<double>()) : "");
+  return svg::format("%.2f", 100 * mean.get<double>()) + (std.is_number() ? " ± " + svg::format("%.2f", 100 * std.get<double>()) : "");
 }
 
 std::string si(double v) {
@@ -57,7 +51,7 @@ std::string si(double v) {
   const char* units[] = {"", "K", "M", "G", "T"};
   int u = 0;
   while (std::abs(v) >= 1000 && u < 4) v /= 1000, ++u;
-  return fmt(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v) + units[u];
+  return svg::format(v >= 100 ? "%.0f" : v >= 10 ? "%.1f" : "%.2f", v) + units[u];
 }
 
 // Routing per sparse layer: the seeds' means, and seed 0's usage histogram.
@@ -164,19 +158,19 @@ void write_compare_markdown(const nlohmann::json& r, const std::string& path) {
       << pct(a["top5_mean"], a["top5_std"]) << " | " << pct(a["last_top1_mean"], a["last_top1_std"]) << " | "
       << si(a["params_total"].get<double>()) << " | " << si(a["params_active_per_token"].get<double>()) << " | "
       << si(a["flops_per_clip"].get<double>()) << " (" << si(a["flops_router_per_clip"].get<double>()) << ") | "
-      << fmt("%.1f", a["train_clips_per_s"].get<double>()) << " | " << fmt("%.2f", a["stream_ms_per_frame"].get<double>())
-      << " | " << fmt("%.0f", a["rss_growth_train_bytes"].get<double>() / 1048576) << " / "
-      << fmt("%.0f", a["rss_growth_stream_bytes"].get<double>() / 1048576) << " MiB |\n";
+      << svg::format("%.1f", a["train_clips_per_s"].get<double>()) << " | " << svg::format("%.2f", a["stream_ms_per_frame"].get<double>())
+      << " | " << svg::format("%.0f", a["rss_growth_train_bytes"].get<double>() / 1048576) << " / "
+      << svg::format("%.0f", a["rss_growth_stream_bytes"].get<double>() / 1048576) << " MiB |\n";
   }
   o << "\n";
   for (const auto& a : r["arms"]) {
     if (!a["matching"].get<std::string>().empty()) o << "- " << a["name"].get<std::string>() << ": " << a["matching"].get<std::string>() << "\n";
     for (auto it = a["routing"].begin(); it != a["routing"].end(); ++it)
       o << "- " << a["name"].get<std::string>() << ", layer " << it.key() << ": "
-        << fmt("%.1f", 100 * it.value()["usage_fraction"].get<double>()) << "% of "
+        << svg::format("%.1f", 100 * it.value()["usage_fraction"].get<double>()) << "% of "
         << it.value()["num_experts"].get<int64_t>() << " experts used, unevenness "
-        << fmt("%.3f", it.value()["unevenness"].get<double>()) << ", the top 1% take "
-        << fmt("%.1f", 100 * it.value()["top1pct_share"].get<double>()) << "% of retrievals\n";
+        << svg::format("%.3f", it.value()["unevenness"].get<double>()) << ", the top 1% take "
+        << svg::format("%.1f", 100 * it.value()["top1pct_share"].get<double>()) << "% of retrievals\n";
   }
 }
 
@@ -199,18 +193,18 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
        "<th>peak RSS train / stream (growth)</th><th>held equal</th></tr>";
   for (const auto& a : r["arms"]) {
     std::string per;
-    for (const auto& v : a["top1_per_seed"]) per += (per.empty() ? "" : ", ") + fmt("%.1f", 100 * v.get<double>());
+    for (const auto& v : a["top1_per_seed"]) per += (per.empty() ? "" : ", ") + svg::format("%.1f", 100 * v.get<double>());
     h << "<tr><td>" << escape(a["name"]) << "</td><td>" << a["seeds_done"].get<int64_t>() << "</td><td>"
       << pct(a["top1_mean"], a["top1_std"]) << "</td><td>"
       << pct(a["top5_mean"], a["top5_std"]) << "</td><td>" << pct(a["last_top1_mean"], a["last_top1_std"]) << "</td><td>" << per
       << "</td><td>" << si(a["params_total"].get<double>()) << "</td><td>" << si(a["params_active_per_token"].get<double>())
       << "</td><td>" << si(a["flops_per_clip"].get<double>()) << "</td><td>" << si(a["flops_router_per_clip"].get<double>())
-      << "</td><td>" << fmt("%.1f", a["train_clips_per_s"].get<double>()) << "</td><td>"
-      << fmt("%.2f", a["stream_ms_per_frame"].get<double>()) << "</td><td>"
-      << fmt("%.0f", a["peak_rss_train_bytes"].get<double>() / 1048576) << " / "
-      << fmt("%.0f", a["peak_rss_stream_bytes"].get<double>() / 1048576) << " MiB (+"
-      << fmt("%.0f", a["rss_growth_train_bytes"].get<double>() / 1048576) << " / +"
-      << fmt("%.0f", a["rss_growth_stream_bytes"].get<double>() / 1048576) << ")</td><td class='note'>"
+      << "</td><td>" << svg::format("%.1f", a["train_clips_per_s"].get<double>()) << "</td><td>"
+      << svg::format("%.2f", a["stream_ms_per_frame"].get<double>()) << "</td><td>"
+      << svg::format("%.0f", a["peak_rss_train_bytes"].get<double>() / 1048576) << " / "
+      << svg::format("%.0f", a["peak_rss_stream_bytes"].get<double>() / 1048576) << " MiB (+"
+      << svg::format("%.0f", a["rss_growth_train_bytes"].get<double>() / 1048576) << " / +"
+      << svg::format("%.0f", a["rss_growth_stream_bytes"].get<double>() / 1048576) << ")</td><td class='note'>"
       << escape(a["matching"]) << "</td></tr>";
   }
   h << "</table>";
@@ -264,10 +258,10 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
       }
       h << "<figure>" << bars(v, labels, "retrievals per expert (bins: 0, 1, [2, 4), [4, 8), ...)", "experts (log scale)", true)
         << "<figcaption>" << escape(a["name"]) << ", layer " << it.key() << ": "
-        << fmt("%.1f", 100 * it.value()["usage_fraction"].get<double>()) << "% of " << it.value()["num_experts"].get<int64_t>()
-        << " experts used; unevenness " << fmt("%.3f", it.value()["unevenness"].get<double>())
+        << svg::format("%.1f", 100 * it.value()["usage_fraction"].get<double>()) << "% of " << it.value()["num_experts"].get<int64_t>()
+        << " experts used; unevenness " << svg::format("%.3f", it.value()["unevenness"].get<double>())
         << " (0 is even use, log N one expert); the most-used 1% take "
-        << fmt("%.1f", 100 * it.value()["top1pct_share"].get<double>()) << "% of retrievals.</figcaption></figure>";
+        << svg::format("%.1f", 100 * it.value()["top1pct_share"].get<double>()) << "% of retrievals.</figcaption></figure>";
     }
   if (!any) h << "<p class='note'>No arm has a sparse mixer.</p>";
   h << "</div></body></html>\n";

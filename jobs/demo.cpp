@@ -4,6 +4,7 @@
 #include "datasets/annotations.h"
 #include "datasets/views.h"
 #include "jobs/data_jobs.h"
+#include "train/trainer.h"
 #include "jobs/demo_job.h"
 #include "jobs/eval_job.h"
 #include "jobs/train_job.h"
@@ -49,8 +50,7 @@ DemoResult run_demo(const DemoJob& job, const ProgressSink& progress, const Canc
 
   TrainJob train;
   train.model_config = config;
-  train.train_config = fs::path(config).replace_extension(".train.json").string();
-  if (!fs::exists(train.train_config)) train.train_config.clear();
+  train.train_config = train_config_beside(config);
   train.data_root = job.data_root;
   train.out_dir = job.out_dir;
   train.steps = job.steps;

@@ -9,6 +9,7 @@
 #include "datasets/nevis_build.h"
 #include "jobs/nevis_learner.h"
 #include "jobs/nevis_stream.h"
+#include "models/accounting.h"
 #include "models/checkpoint.h"
 #include "models/config.h"
 
@@ -44,8 +45,8 @@ nlohmann::json run_record(const NevisJob& job, const NevisStream& stream, const 
           {"stop_year", job.stop_year},
           {"num_classes", job.num_classes},
           {"knn", {job.knn_k, job.knn_max_train, job.knn_max_dev}},
-          {"min_crop_area", job.min_crop_area},
-          {"flip", job.flip},
+          {"crop", {job.crop.min_area, job.crop.max_area, job.crop.min_aspect, job.crop.max_aspect}},
+          {"flip", job.crop.flip},
           {"seed", job.seed}};
 }
 
@@ -85,12 +86,6 @@ void write_json(const fs::path& path, const nlohmann::json& j) {
 std::string model_file(const fs::path& out, const nlohmann::json& row) {
   const std::string folder = fs::path(data::nevis_dataset_dir(".", row["dataset"].get<std::string>())).filename().string();
   return (out / "models" / (std::to_string(row["index"].get<int64_t>()) + "-" + folder + ".pt")).string();
-}
-
-int64_t parameter_count(TRecViTImpl& model) {
-  int64_t n = 0;
-  for (auto& p : model.parameters()) n += p.numel();
-  return n;
 }
 
 }  // namespace
@@ -165,15 +160,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
                       " (pass --final for every year)");
   TRecViTConfig cfg = load_config(job.model_config);
   cfg.num_frames = 1;  // still images: one frame through the same layers
-  TrainOptions topt;
-  if (!job.train_config.empty()) {
-    std::ifstream f(job.train_config);
-    try {
-      topt = train_options_from_json(nlohmann::json::parse(f), "train config " + job.train_config);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ConfigError("train config " + job.train_config + ": invalid JSON: " + e.what());
-    }
-  }
+  TrainOptions topt = load_train_options(job.train_config);
   if (job.steps > 0) topt.steps = std::min(topt.steps, job.steps);
 
   const fs::path out(job.out_dir), events_path = out / "events.jsonl", record_path = out / "run.json";
@@ -227,9 +214,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
       break;
     }
     const std::string dir = data::nevis_dataset_dir(job.data_root, ev.dataset);
-    std::ifstream status(fs::path(dir) / "status");
-    std::string word;
-    if (!(status >> word) || word != "ready") {
+    if (!data::nevis_dataset_ready(job.data_root, ev.dataset)) {
       result.missing.push_back(ev.dataset);
       report.problem("dataset " + ev.dataset + " (" + std::to_string(ev.year) + "): " +
                      (fs::is_directory(dir) ? "not ready (no status 'ready' in " + dir + ")" : "not found at " + dir) +
@@ -277,8 +262,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     NevisTrainSpec spec;
     spec.options = topt;
     spec.batch_size = job.batch_size;
-    spec.crop.min_area = job.min_crop_area;
-    spec.crop.flip = job.flip;
+    spec.crop = job.crop;
 
     // The starting point.
     int64_t event_flops = 0;
@@ -382,7 +366,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     row.update({{"index", i}, {"dataset", ev.dataset}, {"year", ev.year}, {"stream_name", ev.stream_name},
                 {"split", eval_split}, {"num_classes", ds.num_classes}, {"multi_label", ds.multi_label},
                 {"train_examples", train.size()}, {"train_flops", event_flops},
-                {"train_flops_cumulative", cumulative}, {"params", parameter_count(*chosen)},
+                {"train_flops_cumulative", cumulative}, {"params", account(*chosen).params_total},
                 {"init", init_from}, {"knn_scores", knn_scores}, {"trials", trials},
                 {"lr", best_trial.lr}, {"label_smoothing", best_trial.label_smoothing},
                 {"corrupt", corrupt},

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "datasets/image_augment.h"
 #include "jobs/progress.h"
 
 namespace trecvit {
@@ -32,8 +33,7 @@ struct NevisJob {
   bool resume = false;
   int64_t num_classes = 0;   // > 0: overrides every dataset's class count
   int64_t knn_k = 10, knn_max_train = 4096, knn_max_dev = 2048;
-  double min_crop_area = 0.8;  // random resized crop: smallest area fraction (dm_nevis: distorted crops)
-  bool flip = true;
+  data::CropOptions crop;    // training augmentation: random resized crop and flip
   uint64_t seed = 0;
   bool build_debian_data = false;  // build the Debian mini-stream into data_root first if it is missing
 };

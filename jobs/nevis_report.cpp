@@ -40,13 +40,7 @@ Run read_run(const std::string& dir) {
   return r;
 }
 
-std::string num(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
-std::string pct_or_na(const nlohmann::json& v) { return v.is_number() ? num("%.2f", 100 * v.get<double>()) : "n/a"; }
+std::string pct_or_na(const nlohmann::json& v) { return v.is_number() ? svg::format("%.2f", 100 * v.get<double>()) : "n/a"; }
 
 }  // namespace
 
@@ -85,7 +79,7 @@ std::string nevis_report_html(const std::vector<std::string>& dirs) {
       << pct_or_na(s.value("average_accuracy", nlohmann::json())) << "</td><td>"
       << pct_or_na(s.value("weighted_average_accuracy", nlohmann::json())) << "</td><td>"
       << pct_or_na(s.value("average_map", nlohmann::json())) << "</td><td>"
-      << num("%.3g", s.value("train_flops_total", 0.0)) << "</td><td>" << s.value("peak_parameter_count", int64_t(0))
+      << svg::format("%.3g", s.value("train_flops_total", 0.0)) << "</td><td>" << s.value("peak_parameter_count", int64_t(0))
       << "</td><td>" << (s.value("complete", false) ? "yes" : "no") << "</td></tr>";
   }
   h << "</table><h2>Accuracy per event</h2><p>Top-1 on each task's prediction split (mAP for multi-label tasks), "
@@ -107,8 +101,8 @@ std::string nevis_report_html(const std::vector<std::string>& dirs) {
         << svg::escape(e.value("split", std::string())) << "</td><td>" << e["examples"] << "</td><td>"
         << pct_or_na(e.value("top1", nlohmann::json())) << "</td><td>" << pct_or_na(e.value("top5", nlohmann::json()))
         << "</td><td>" << pct_or_na(e.value("map", nlohmann::json())) << "</td><td class='l'>"
-        << svg::escape(e.value("init", std::string())) << "</td><td>" << num("%.3g", e.value("lr", 0.0)) << "</td><td>"
-        << num("%.3g", e["train_flops_cumulative"].get<double>()) << "</td><td>" << corrupt << "</td></tr>";
+        << svg::escape(e.value("init", std::string())) << "</td><td>" << svg::format("%.3g", e.value("lr", 0.0)) << "</td><td>"
+        << svg::format("%.3g", e["train_flops_cumulative"].get<double>()) << "</td><td>" << corrupt << "</td></tr>";
     }
     h << "</table>";
   }

@@ -13,12 +13,6 @@ namespace trecvit {
 namespace fs = std::filesystem;
 namespace {
 
-std::string num(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 nlohmann::json read_json(const fs::path& p) {
   std::ifstream in(p);
   if (!in) return nullptr;
@@ -62,7 +56,7 @@ std::string run_report_html(const std::string& run_dir) {
     const auto& t = config.value("train", nlohmann::json::object());
     h << "<p>model <b>" << svg::escape(m.value("name", std::string("?"))) << "</b>, " << m.value("depth", 0)
       << " layers, width " << m.value("width", 0) << ", " << m.value("num_classes", 0) << " classes; "
-      << t.value("steps", 0) << " steps at lr " << num("%.3g", t.value("lr", 0.0)) << "</p>";
+      << t.value("steps", 0) << " steps at lr " << svg::format("%.3g", t.value("lr", 0.0)) << "</p>";
     if (config.contains("init") && config["init"].is_object() && config["init"]["source"].is_string())
       h << "<p>started from <code>" << svg::escape(config["init"]["source"].get<std::string>()) << "</code></p>";
   }
@@ -83,7 +77,7 @@ std::string run_report_html(const std::string& run_dir) {
     for (auto& r : cm)
       for (int64_t v : r) total += v;
     h << "<h2>Last evaluation</h2><p>" << svg::escape(eval.value("split", std::string("?"))) << ": top-1 "
-      << num("%.2f", 100 * eval.value("top1", 0.0)) << "%, top-5 " << num("%.2f", 100 * eval.value("top5", 0.0))
+      << svg::format("%.2f", 100 * eval.value("top1", 0.0)) << "%, top-5 " << svg::format("%.2f", 100 * eval.value("top5", 0.0))
       << "% on " << eval.value("count", int64_t(0)) << " videos (the matrix holds " << total << ").</p>"
       << "<h3>Confusion matrix</h3>" << svg::heatmap(cm, names, "true class", "predicted class")
       << "<h3>Per-class accuracy</h3>";
@@ -91,16 +85,16 @@ std::string run_report_html(const std::string& run_dir) {
     for (size_t c = 0; c < per.size(); ++c) index.push_back(std::to_string(c));
     h << svg::bars(per, index, "class index", "top-1 (%)") << "<table><tr><th>#</th><th>class</th><th>top-1 %</th></tr>";
     for (size_t c = 0; c < per.size(); ++c)
-      h << "<tr><td>" << c << "</td><td class='l'>" << svg::escape(names[c]) << "</td><td>" << num("%.1f", per[c]) << "</td></tr>";
+      h << "<tr><td>" << c << "</td><td class='l'>" << svg::escape(names[c]) << "</td><td>" << svg::format("%.1f", per[c]) << "</td></tr>";
     h << "</table>";
     if (eval.contains("routing") && eval["routing"].is_object() && !eval["routing"].empty()) {
       h << "<h2>Routing health</h2><table><tr><th>layer</th><th>experts</th><th>used</th><th>used %</th>"
            "<th>unevenness</th><th>share of the top 1%</th></tr>";
       for (auto& [layer, r] : eval["routing"].items())
         h << "<tr><td>" << svg::escape(layer) << "</td><td>" << r.value("num_experts", int64_t(0)) << "</td><td>"
-          << r.value("experts_used", int64_t(0)) << "</td><td>" << num("%.1f", 100 * r.value("usage_fraction", 0.0))
-          << "</td><td>" << num("%.3f", r.value("unevenness", 0.0)) << "</td><td>"
-          << num("%.3f", r.value("top1pct_share", 0.0)) << "</td></tr>";
+          << r.value("experts_used", int64_t(0)) << "</td><td>" << svg::format("%.1f", 100 * r.value("usage_fraction", 0.0))
+          << "</td><td>" << svg::format("%.3f", r.value("unevenness", 0.0)) << "</td><td>"
+          << svg::format("%.3f", r.value("top1pct_share", 0.0)) << "</td></tr>";
       h << "</table>";
       for (auto& [layer, r] : eval["routing"].items()) {
         const auto hist = r.value("hit_histogram", std::vector<double>{});

@@ -219,4 +219,10 @@ std::string heatmap(const std::vector<std::vector<int64_t>>& counts, const std::
   return s.str();
 }
 
+std::string format(const char* printf_format, double value) {
+  char b[64];
+  std::snprintf(b, sizeof b, printf_format, value);
+  return b;
+}
+
 }  // namespace trecvit::svg

@@ -24,6 +24,7 @@ std::string bars(const std::vector<double>& values, const std::vector<std::strin
 std::string heatmap(const std::vector<std::vector<int64_t>>& counts, const std::vector<std::string>& labels,
                     const std::string& row_label, const std::string& col_label);
 std::string escape(const std::string& text);  // for HTML text and attributes
+std::string format(const char* printf_format, double value);  // one number, e.g. format("%.2f", v), for report text
 const char* color(size_t i);                   // a qualitative palette
 
 }  // namespace trecvit::svg

@@ -62,15 +62,7 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     cfg.num_classes = classes;
     cfg.readout = load_config(job.model_config).readout;
   }
-  TrainOptions topt;
-  if (!job.train_config.empty()) {
-    std::ifstream f(job.train_config);
-    try {
-      topt = train_options_from_json(nlohmann::json::parse(f), "train config " + job.train_config);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ConfigError("train config " + job.train_config + ": invalid JSON: " + e.what());
-    }
-  }
+  TrainOptions topt = load_train_options(job.train_config);
   if (job.steps > 0) topt.steps = job.steps;
   topt.seed = job.seed;
   topt.out_dir = job.out_dir;
@@ -106,15 +98,9 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   data::VideoLoader loader(split, lo);
   LoaderBatchSource source(loader, job.sample_log);
   torch::manual_seed(job.seed);
-  TRecViT model(cfg);
-  if (pretrained) {
-    torch::NoGradGuard ng;
-    TRecViT start = job.reset_head ? with_new_head(*pretrained, data_classes) : pretrained;
-    auto from = start->named_parameters();
-    for (auto& p : model->named_parameters()) p.value().copy_(from[p.key()]);
-    auto from_buffers = start->named_buffers();
-    for (auto& b : model->named_buffers()) b.value().copy_(from_buffers[b.key()]);
-  }
+  // From weights: the init itself (its new head drawn from the seed), with the run's readout.
+  TRecViT model = !pretrained ? TRecViT(cfg) : job.reset_head ? with_new_head(*pretrained, data_classes) : pretrained;
+  if (pretrained) model->set_readout(cfg.readout);
   // A resumed run freezes what it froze before (the optimizer's groups depend on it).
   const std::string freeze = job.resume && init_record.is_object() ? init_record.value("freeze", job.freeze) : job.freeze;
   if (!job.resume && (pretrained || freeze != "none"))

@@ -168,7 +168,7 @@ TEST(TFExample, RoundTripPackedAndUnpacked) {
 // protoc (Debian's protobuf-compiler) built from the toolkit's own example.proto is the
 // reference: its encoding parses here, and this codec's encoding decodes there to the same text.
 TEST(TFExample, AgreesWithProtocBothWays) {
-  if (std::system("protoc --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "protoc (protobuf-compiler) is not installed";
+  ASSERT_EQ(std::system("protoc --version > /dev/null 2>&1"), 0) << "protoc missing: scripts/install-deps.sh installs protobuf-compiler";
   const std::string dir = test::temp_dir(), proto = std::string(TRECVIT_SOURCE_DIR) + "/datasets/proto";
   const std::string protoc = "protoc --proto_path=" + proto + " ";
   std::ofstream(dir + "/in.txt") << R"(features {
@@ -324,7 +324,7 @@ TEST(NevisDataset, MultiLabelRecordsAndSlashNames) {
 
 TEST(NevisBuild, UciDigitsFromTheDebianPackage) {
   NevisBuildOptions o;
-  if (!fs::exists(o.source.uci_digits_csv)) GTEST_SKIP() << "python3-sklearn is not installed";
+  ASSERT_TRUE(fs::exists(o.source.uci_digits_csv)) << "scripts/install-deps.sh installs python3-sklearn";
   o.out_dir = test::temp_dir();
   o.datasets = {"uci_digits"};
   o.shards = 3;

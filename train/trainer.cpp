@@ -58,6 +58,24 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
   return o;
 }
 
+TrainOptions load_train_options(const std::string& path) {
+  if (path.empty()) return {};
+  std::ifstream f(path);
+  if (!f) throw ConfigError("train config " + path + ": cannot be opened");
+  try {
+    return train_options_from_json(nlohmann::json::parse(f), "train config " + path);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError("train config " + path + ": invalid JSON: " + e.what());
+  }
+}
+
+std::string train_config_beside(const std::string& model_config) {
+  std::string path = model_config;
+  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0) path.resize(path.size() - 5);
+  path += ".train.json";
+  return std::ifstream(path) ? path : std::string();
+}
+
 Trainer::Trainer(TRecViT model, TrainOptions options, BatchSource& data)
     : model_(std::move(model)), opt_(std::move(options)), data_(data) {
   if (!model_->sparse_grad_parameters().empty())
@@ -186,8 +204,7 @@ int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log, const 
 
 void Trainer::validate_now() {
   auto model = eval_model();
-  nlohmann::json result = validate_(*model);
-  model_->train();
+  nlohmann::json result = validate_(*model);  // step() puts the model back in training mode
   if (!opt_.out_dir.empty()) {
     std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
     f << nlohmann::json{{"step", step_}, {"validation", result}}.dump() << "\n";

@@ -38,6 +38,11 @@ struct TrainOptions {
 nlohmann::json train_options_to_json(const TrainOptions& o);
 std::vector<FieldInfo> train_option_fields();  // for the generated docs
 TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source);
+// A train config file ("" gives the defaults). Throws ConfigError naming the file.
+TrainOptions load_train_options(const std::string& path);
+// `<model config without .json>.train.json` when that file exists, else "": the train config
+// that travels with a model config (the demo's, the NEVIS configs').
+std::string train_config_beside(const std::string& model_config);
 
 struct StepStats {
   int64_t step = 0;       // optimizer steps done
