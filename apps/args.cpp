@@ -68,7 +68,7 @@ CLI::Validator one_of(std::vector<std::string> choices) {
 void add_data_args(CLI::App* cmd, const DataArgs& a) {
   std::string format_help = "dataset format:";
   for (auto& f : data::dataset_formats()) format_help += "\n  " + f.name + ": " + f.help;
-  cmd->add_option(a.root_flag, *a.root, "dataset root (csv: the list file)")->required()->check(CLI::ExistingPath)->group("Data");
+  cmd->add_option(a.root_flag, *a.root, "dataset root (csv: the list file)")->required(a.root_required)->check(CLI::ExistingPath)->group("Data");
   cmd->add_option("--format", *a.format, format_help)->check(one_of(data::dataset_format_names()))->group("Data");
   if (a.split) cmd->add_option("--split", *a.split, "split to use")->group("Data");
   if (a.frames)

@@ -29,6 +29,7 @@ struct DataArgs {
   std::string* sampler = nullptr;
   std::vector<std::string> samplers = {};  // the --sampler choices
   const char* root_flag = "--data";
+  bool root_required = true;
 };
 void add_data_args(CLI::App* cmd, const DataArgs& args);
 

@@ -35,6 +35,7 @@ void add_compare_command(CLI::App& app, Global& g) {
       return;
     }
     const auto r = run_compare(job, make_printer(g.log_format), &install_stop_signals());
+    close_progress_line();
     if (g.log_format == LogFormat::kText) {
       auto pct = [](const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.2f}", 100 * v.get<double>()) : "n/a"; };
       for (const auto& a : r.report["arms"])

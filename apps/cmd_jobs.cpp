@@ -8,6 +8,7 @@
 #include "jobs/run_report.h"
 
 #include <fstream>
+#include <map>
 #include "video_io/error.h"
 
 extern "C" {
@@ -73,6 +74,7 @@ void add_data_commands(CLI::App& app, Global& g) {
     cmd->add_flag("--json", json, "print one JSON object");
     cmd->callback([&g] {
       const auto r = run_data_inspect(job, make_printer(g.log_format, json), &install_stop_signals());
+      close_progress_line();
       if (json) fmt::print("{}\n", dump(r.report, 2));
       else if (g.log_format == LogFormat::kText && job.format == "nevis") print_nevis_inspect(r.report);
       else if (g.log_format == LogFormat::kText) print_inspect(r.report);
@@ -88,6 +90,7 @@ void add_data_commands(CLI::App& app, Global& g) {
     cmd->add_option("--workers", job.workers, "parallel encoders")->check(at_least(1));
     cmd->callback([&g] {
       const auto r = run_data_prepare(job, make_printer(g.log_format), &install_stop_signals());
+      close_progress_line();
       if (g.log_format == LogFormat::kText) {
         fmt::print("prepare: {} videos re-encoded at short side {}, {} kept from an earlier run, {} failed{}\n",
                    r.written, job.short_side, r.kept, r.failed.size(), r.stopped ? " (stopped: run again to continue)" : "");
@@ -108,6 +111,7 @@ void add_data_commands(CLI::App& app, Global& g) {
     cmd->callback([&g] {
       o.threads = g.threads;
       const auto r = run_data_generate(o, make_printer(g.log_format), &install_stop_signals());
+      close_progress_line();
       if (g.log_format == LogFormat::kText)
         fmt::print("{} {} ({} videos written, {} kept from an earlier run) in {:.1f} s\n",
                    r.report.stopped ? "stopped writing" : "wrote", o.out_dir, r.report.written, r.report.reused,
@@ -117,6 +121,79 @@ void add_data_commands(CLI::App& app, Global& g) {
   }
 }
 
+// Flags given on the command line become settings ("--batch-size 16" is data.batch_size = 16),
+// so a flag left out never replaces what the train config or the run's record says.
+void add_train_command(CLI::App& app, Global& g) {
+  auto* cmd = app.add_subcommand("train", "train a TRecViT classifier (the recipe is recorded in RUN/run.json)");
+  static TrainJob job;
+  static DataRecipe shown;  // the flags' storage; its defaults are the ones --help shows
+  static TrainOptions train_defaults;
+  static std::vector<std::string> sets;
+  static std::string resume;
+  cmd->add_option("--config", job.model_config, "model config JSON (with --init: optional, the init's architecture)")->check(CLI::ExistingFile);
+  cmd->add_option("--train-config", job.train_config, "training options JSON (steps, lr, ...; its \"data\" section: batch size, sampler, ...)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--recipe", job.recipe, "start a new run with the model, training, data and init of this RUN/run.json")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", sets, "override one field: model.FIELD=V, train.FIELD=V or data.FIELD=V (e.g. model.depth=4 train.lr=1e-3); see `trecvit info --options`");
+  cmd->add_option("--init", job.init, "start from these weights: a trecvit checkpoint or a released .npz")->check(CLI::ExistingFile);
+  cmd->add_flag("--reset-head", job.reset_head, "with --init: a fresh class head for the dataset's classes");
+  cmd->add_option("--freeze", job.freeze, "none | backbone (train the class head only)")->check(one_of({"none", "backbone"}))
+      ->capture_default_str();
+  add_data_args(cmd, {&shown.root, &shown.format, nullptr, &shown.frames, &shown.stride, &shown.sampler, {"random", "segments"},
+                      "--data", false});
+  cmd->add_option("--out", job.out_dir, "run directory (run.json, checkpoints, metrics.jsonl)");
+  cmd->add_option("--resume", resume, "continue RUN (default: --out) from its run.json and last checkpoint; other flags must agree with its record")
+      ->expected(0, 1);
+  cmd->add_option("--steps", train_defaults.steps, "optimizer steps")->check(at_least(1));
+  cmd->add_option("--batch-size", shown.batch_size, "clips per batch")->check(at_least(1));
+  cmd->add_option("--workers", shown.workers, "loader threads")->check(at_least(1));
+  cmd->add_option("--seed", train_defaults.seed, "seed for initialisation, data order and augmentation");
+  cmd->add_flag("--shuffle-frames", shown.shuffle_frames, "ablation: train on frame-shuffled clips");
+  cmd->add_option("--flip", shown.flip, "horizontal flips: none (SSv2 default) | plain | mirror (swap left/right, clockwise/counterclockwise classes)")
+      ->check(one_of({"none", "plain", "mirror"}));
+  cmd->add_option("--color-jitter", shown.color_jitter, "brightness/contrast/saturation jitter strength")->check(between(0, 1));
+  cmd->callback([cmd, &g] {
+    if (cmd->count("--resume")) {
+      if (!resume.empty() && !job.out_dir.empty() && resume != job.out_dir)
+        throw CLI::ValidationError("--resume", resume + " and --out " + job.out_dir + " name different runs");
+      if (!resume.empty()) job.out_dir = resume;
+      job.resume = true;
+    }
+    if (job.out_dir.empty()) throw CLI::ValidationError("--out", "a run directory is needed");
+    const std::pair<const char*, std::function<nlohmann::json()>> flags[] = {
+        {"--data", [] { return nlohmann::json(shown.root); }},
+        {"--format", [] { return nlohmann::json(shown.format); }},
+        {"--frames", [] { return nlohmann::json(shown.frames); }},
+        {"--stride", [] { return nlohmann::json(shown.stride); }},
+        {"--sampler", [] { return nlohmann::json(shown.sampler); }},
+        {"--batch-size", [] { return nlohmann::json(shown.batch_size); }},
+        {"--workers", [] { return nlohmann::json(shown.workers); }},
+        {"--shuffle-frames", [] { return nlohmann::json(shown.shuffle_frames); }},
+        {"--flip", [] { return nlohmann::json(shown.flip); }},
+        {"--color-jitter", [] { return nlohmann::json(shown.color_jitter); }},
+        {"--steps", [] { return nlohmann::json(train_defaults.steps); }},
+        {"--seed", [] { return nlohmann::json(train_defaults.seed); }},
+    };
+    const std::map<std::string, std::string> keys = {
+        {"--data", "data.root"},   {"--format", "data.format"},         {"--frames", "data.frames"},
+        {"--stride", "data.stride"}, {"--sampler", "data.sampler"},     {"--batch-size", "data.batch_size"},
+        {"--workers", "data.workers"}, {"--shuffle-frames", "data.shuffle_frames"}, {"--flip", "data.flip"},
+        {"--color-jitter", "data.color_jitter"}, {"--steps", "train.steps"}, {"--seed", "train.seed"}};
+    for (const auto& [flag, value] : flags)
+      if (cmd->count(flag)) job.set(keys.at(flag), value(), std::string(flag) + " " + value().dump());
+    for (const auto& s : sets) job.settings.push_back(parse_setting(s, "--set " + s));
+    const auto r = run_train(job, make_printer(g.log_format), &install_stop_signals());
+    close_progress_line();
+    if (g.log_format == LogFormat::kText) {
+      fmt::print("trained to step {} ({} steps in this run, {:.1f} s); {} samples skipped\n", r.steps, r.steps_this_run,
+                 r.seconds, r.skipped);
+      if (r.stopped) fmt::print("stopped by signal; continue with: trecvit train --resume {}\n", job.out_dir);
+    }
+    print_result(g.log_format, "train", r.to_json());
+  });
+}
+
 }  // namespace
 
 void add_job_commands(CLI::App& app, Global& g) {
@@ -124,36 +201,7 @@ void add_job_commands(CLI::App& app, Global& g) {
   // encoder opened, per damaged packet) would bury the progress output.
   video::set_ffmpeg_log_level(AV_LOG_FATAL);
   add_data_commands(app, g);
-  {
-    auto* cmd = app.add_subcommand("train", "train a TRecViT classifier");
-    static TrainJob job;
-    cmd->add_option("--config", job.model_config, "model config JSON (with --init: optional, the init's architecture)")->check(CLI::ExistingFile);
-    cmd->add_option("--init", job.init, "start from these weights: a trecvit checkpoint or a released .npz")->check(CLI::ExistingFile);
-    cmd->add_flag("--reset-head", job.reset_head, "with --init: a fresh class head for the dataset's classes");
-    cmd->add_option("--freeze", job.freeze, "none | backbone (train the class head only)")->check(one_of({"none", "backbone"}))
-        ->capture_default_str();
-    cmd->add_option("--train-config", job.train_config, "training options JSON (steps, lr, ...)")->check(CLI::ExistingFile);
-    add_data_args(cmd, {&job.data_root, &job.format, nullptr, &job.frames, &job.stride, &job.sampler, {"random", "segments"}});
-    cmd->add_option("--out", job.out_dir, "run directory (checkpoints, metrics.jsonl, config.json)")->required();
-    cmd->add_flag("--resume", job.resume, "continue from RUN_DIR/checkpoint.pt");
-    cmd->add_option("--steps", job.steps, "optimizer steps (-1: the train config's)")->check(at_least(-1));
-    cmd->add_option("--batch-size", job.batch_size, "clips per batch")->check(at_least(1));
-    cmd->add_option("--workers", job.workers, "loader threads")->check(at_least(1));
-    cmd->add_option("--seed", job.seed, "seed for initialisation, data order and augmentation");
-    cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: train on frame-shuffled clips");
-    cmd->add_option("--flip", job.flip, "horizontal flips: none (SSv2 default) | plain | mirror (swap left/right, clockwise/counterclockwise classes)")
-        ->check(one_of({"none", "plain", "mirror"}));
-    cmd->add_option("--color-jitter", job.color_jitter, "brightness/contrast/saturation jitter strength")->check(between(0, 1));
-    cmd->callback([&g] {
-      const auto r = run_train(job, make_printer(g.log_format), &install_stop_signals());
-      if (g.log_format == LogFormat::kText) {
-        fmt::print("trained to step {} ({} steps in this run, {:.1f} s); {} samples skipped\n", r.steps,
-                   r.steps_this_run, r.seconds, r.skipped);
-        if (r.stopped) fmt::print("stopped by signal; resume with --resume\n");
-      }
-      print_result(g.log_format, "train", r.to_json());
-    });
-  }
+  add_train_command(app, g);
   {
     auto* cmd = app.add_subcommand("eval", "evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix");
     static EvalJob job;
@@ -161,6 +209,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_option("--checkpoint", job.checkpoint, "checkpoint")->required()->check(CLI::ExistingFile);
     add_data_args(cmd, {&job.data_root, &job.format, &job.split, &job.frames, &job.stride, &job.sampler, {"center", "segments"}});
     cmd->add_option("--views", job.views, "temporal x spatial views, e.g. 2x3");
+    cmd->add_option("--workers", job.workers, "videos decoded in parallel")->check(at_least(1))->capture_default_str();
     cmd->add_option("--report", job.report, "write the JSON report here");
     cmd->add_flag("--json", json, "print the JSON report");
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: evaluate on frame-shuffled clips");
@@ -168,6 +217,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->callback([&g] {
       // --json keeps stdout for the report alone.
       const auto r = run_eval(job, make_printer(g.log_format, json), &install_stop_signals());
+      close_progress_line();
       if (json) fmt::print("{}\n", dump(r.report));
       else print_result(g.log_format, "eval", r.to_json());
       if (r.stopped) {
@@ -202,6 +252,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->callback([&g] {
       job.threads = g.threads;
       const auto r = run_demo(job, make_printer(g.log_format), &install_stop_signals());
+      close_progress_line();
       if (g.log_format == LogFormat::kText) {
         if (r.stopped)
           fmt::print("== stopped; run the demo again to continue\n");

@@ -13,6 +13,7 @@
 #include "models/checkpoint.h"
 #ifdef TRECVIT_WITH_JOBS
 #include "jobs/labels.h"
+#include "jobs/run_record.h"
 #endif
 #include "models/flax_io.h"
 #include "models/inference.h"
@@ -44,6 +45,11 @@ std::string options_markdown() {
          fields_markdown(config_fields(), config_to_json(TRecViTConfig{})) +
          "\n## Training options (`--train-config`, `configs/*.train.json`)\n\n" +
          fields_markdown(train_option_fields(), train_options_to_json(TrainOptions{})) +
+#ifdef TRECVIT_WITH_JOBS
+         "\n## Data options (the `\"data\"` section of a train config; `trecvit train` flags and "
+         "`--set data.FIELD=V` override them)\n\n" +
+         fields_markdown(data_recipe_fields(), data_recipe_to_json(DataRecipe{})) +
+#endif
          "\n# Channel mixers\n\nA mixer is `{\"type\": ..., fields}`; fields left out take the defaults below, "
          "shown for the base model (width 768, mlp_dim 3072).\n\n" +
          channel_mixers_markdown({768, 3072});

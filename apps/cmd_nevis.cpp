@@ -62,6 +62,7 @@ void add_run(CLI::App* nevis, Global& g) {
     job.model_config = find_config(job.model_config);
     if (job.train_config.empty()) job.train_config = train_config_beside(job.model_config);
     const auto r = run_nevis(job, make_printer(g.log_format), &install_stop_signals());
+    close_progress_line();
     if (g.log_format == LogFormat::kText) {
       for (auto& d : r.summary["datasets"])
         fmt::print("{:>3} {:<24} {}  {} {}  ({} examples, {:.3g} training FLOPs so far)\n", d["index"].get<int64_t>() + 1,

@@ -123,6 +123,7 @@ void add_stream_command(CLI::App& app, Global& g) {
     StreamDisplay show;
     if (windows) show = [&](size_t i, const torch::Tensor& rgb) { windows->show(i, rgb); };
     const auto r = run_stream(job, sink, &install_stop_signals(), show);
+    close_progress_line();
     if (!summary_json.empty()) {
       summary << dump(r.to_json(), 2) << "\n" << std::flush;
       if (!summary) throw std::runtime_error("--summary-json " + summary_json + ": cannot be written");

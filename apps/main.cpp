@@ -5,6 +5,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "apps/progress.h"
 #include "blocks/runtime.h"
 
 #ifndef TRECVIT_VERSION
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
+    trecvit::cli::close_progress_line();
     std::cerr << "trecvit: error: " << e.what() << "\n";
     return 1;
   }

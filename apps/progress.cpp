@@ -12,6 +12,15 @@ namespace {
 
 CancelToken g_stop;
 
+// On a terminal, step and item lines redraw one line in place; `g_open` is that line's stream
+// while it has no newline yet.
+std::FILE* g_open = nullptr;
+
+void close_line() {
+  if (g_open) std::fputc('\n', g_open), std::fflush(g_open);
+  g_open = nullptr;
+}
+
 extern "C" void on_stop_signal(int sig) {
   if (g_stop.requested()) _exit(128 + sig);  // the second signal: no more waiting
   g_stop.request();
@@ -23,17 +32,36 @@ std::string top_line(const nlohmann::json& top) {
   return line;
 }
 
+// A progress line: redrawn in place on a terminal (closed once `last`), a plain line elsewhere.
+void progress_line(std::FILE* out, const std::string& line, bool last) {
+  if (!isatty(fileno(out))) {
+    fmt::print(out, "{}\n", line);
+    return;
+  }
+  if (g_open && g_open != out) close_line();
+  fmt::print(out, "\r{}\x1b[K", line);
+  g_open = out;
+  if (last) close_line();
+}
+
 void print_text(const Event& e, std::FILE* out) {
   const auto& f = e.fields;
+  if (e.kind == EventKind::kProblem) {
+    if (g_open) fmt::print(g_open, "\r\x1b[K"), std::fflush(g_open), g_open = nullptr;  // redrawn by the next one
+  } else if (e.kind != EventKind::kStep && e.kind != EventKind::kItem) {
+    close_line();  // the last progress line stays on screen above what follows
+  }
   switch (e.kind) {
     case EventKind::kStage:
       fmt::print(out, "== {}\n", f["message"].get<std::string>());
       break;
     case EventKind::kStep:
-      fmt::print(out, "step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}\n",
-                 f["step"].get<int64_t>(), f["steps"].get<int64_t>(), f["epoch"].get<double>(),
-                 f["loss"].get<double>(), 100 * f["accuracy"].get<double>(), f["lr"].get<double>(),
-                 f["clips_per_s"].get<double>(), hms(f["eta_s"].get<double>()));
+      progress_line(out,
+                    fmt::format("step {:>6}/{} epoch {:6.2f} loss {:.4f} acc {:5.1f}% lr {:.2e} {:6.1f} clips/s ETA {}",
+                                f["step"].get<int64_t>(), f["steps"].get<int64_t>(), f["epoch"].get<double>(),
+                                f["loss"].get<double>(), 100 * f["accuracy"].get<double>(), f["lr"].get<double>(),
+                                f["clips_per_s"].get<double>(), hms(f["eta_s"].get<double>())),
+                    f["step"] == f["steps"]);
       break;
     case EventKind::kEpoch:
       fmt::print(out, "epoch {} done: {} unreadable samples skipped and replaced so far\n", f["epoch"].get<int64_t>(),
@@ -59,8 +87,10 @@ void print_text(const Event& e, std::FILE* out) {
       const double r = f["rate"].get<double>();
       const std::string rate = r >= 0.1 ? fmt::format("{:.1f}/s", r) : r * 60 >= 0.1 ? fmt::format("{:.1f}/min", r * 60)
                                                                                    : fmt::format("{:.2f}/h", r * 3600);
-      fmt::print(out, "{}: {}/{} ({}, ETA {})\n", e.job, f["done"].get<int64_t>(), f["total"].get<int64_t>(), rate,
-                 hms(f["eta_s"].get<double>()));
+      progress_line(out,
+                    fmt::format("{}: {}/{} ({}, ETA {})", e.job, f["done"].get<int64_t>(), f["total"].get<int64_t>(), rate,
+                                hms(f["eta_s"].get<double>())),
+                    f["done"] == f["total"]);
       break;
     }
     case EventKind::kProblem:
@@ -84,6 +114,8 @@ void print_text(const Event& e, std::FILE* out) {
 }
 
 }  // namespace
+
+void close_progress_line() { close_line(); }
 
 std::string hms(double s) {
   const int64_t t = static_cast<int64_t>(s);

@@ -12,7 +12,8 @@ namespace trecvit::cli {
 
 enum class LogFormat { kText, kJson };
 
-// Text: progress on stdout, problems on stderr, flushed as they happen. Json: one object per
+// Text: progress on stdout, problems on stderr, flushed as they happen. On a terminal the step
+// and item lines (count, rate, ETA) redraw one line in place; in a pipe or file each is a line. Json: one object per
 // line on stdout. problems_only: just the problems, on stderr (for commands whose stdout is a
 // JSON report). The sink is safe to call from several threads.
 // text_out: where text progress goes (stderr when stdout carries data, e.g. `stream --jsonl -`).
@@ -26,5 +27,9 @@ void print_result(LogFormat format, const std::string& job, const nlohmann::json
 const CancelToken& install_stop_signals();
 
 std::string hms(double seconds);
+
+// Ends a progress line left open on a terminal (a stopped or failed job's last one) before the
+// command prints its own lines.
+void close_progress_line();
 
 }  // namespace trecvit::cli

@@ -9,6 +9,7 @@
 
 #include "datasets/formats.h"
 #include "jobs/compare_report.h"
+#include "jobs/json_io.h"
 #include "jobs/data_jobs.h"
 #include "jobs/eval_job.h"
 #include "jobs/train_job.h"
@@ -34,16 +35,6 @@ int64_t reset_peak_rss() {
   std::ofstream f("/proc/self/clear_refs");
   f << "5" << std::flush;
   return f ? status_bytes("VmRSS:") : -1;
-}
-
-void write_json_atomically(const fs::path& path, const nlohmann::json& j) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot be written");
-  }
-  fs::rename(tmp, path);
 }
 
 nlohmann::json read_json(const fs::path& path) {
@@ -172,7 +163,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       ++index;
       const fs::path dir = out / "runs" / arm.name / ("seed" + std::to_string(seed));
       const auto print = fingerprint(spec, arm, seed);
-      if (fs::exists(dir / "run.json") && read_json(dir / "run.json") != print)
+      if (fs::exists(dir / "compare_run.json") && read_json(dir / "compare_run.json") != print)
         throw ConfigError(dir.string() + " was made for another arm, recipe or data than this spec now gives; "
                           "use another --out (or remove that folder to redo the run)");
       if (fs::exists(dir / "result.json")) {
@@ -181,26 +172,21 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
         continue;
       }
       fs::create_directories(dir);
-      write_json_atomically(dir / "run.json", print);
+      write_json_atomically(dir / "compare_run.json", print);
       std::ofstream(dir / "arm.json") << arm.config_json.dump(2) << "\n";  // the trainer writes its own config.json
       report.stage("run " + std::to_string(index) + "/" + std::to_string(total) + ": " + arm.name + " seed " + std::to_string(seed));
       TrainJob t;
       t.model_config = (dir / "arm.json").string();
       t.train_config = spec.train_config;
-      t.data_root = spec.data_root;
-      t.format = spec.format;
       t.out_dir = dir.string();
-      t.resume = fs::exists(dir / "checkpoint.pt");
-      t.steps = spec.recipe.steps;
-      t.batch_size = spec.recipe.batch_size;
-      t.frames = spec.recipe.frames;
-      t.stride = spec.recipe.stride;
-      t.sampler = spec.recipe.sampler;
-      t.workers = spec.recipe.workers;
-      t.flip = spec.recipe.flip;
-      t.seed = static_cast<uint64_t>(seed);
+      t.resume = fs::exists(dir / "run.json");
+      const std::string from = "the recipe of " + spec.path;
+      t.set("data.root", spec.data_root, from).set("data.format", spec.format, from).set("data.split", spec.train_split, from);
+      t.set("train.steps", spec.recipe.steps, from).set("data.batch_size", spec.recipe.batch_size, from);
+      t.set("data.frames", spec.recipe.frames, from).set("data.stride", spec.recipe.stride, from);
+      t.set("data.sampler", spec.recipe.sampler, from).set("data.workers", spec.recipe.workers, from);
+      t.set("data.flip", spec.recipe.flip, from).set("train.seed", seed, from);
       t.sample_log = (dir / "samples.txt").string();
-      t.split = spec.train_split;
       const int64_t base = reset_peak_rss();
       const auto trained = run_train(t, progress, cancel);
       if (trained.stopped) {
@@ -212,7 +198,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       if (trained.steps_this_run > 0 || !fs::exists(dir / "train.json")) {
         const int64_t peak = status_bytes("VmHWM:");
         write_json_atomically(dir / "train.json",
-                              {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * t.batch_size / trained.seconds : 0.0},
+                              {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * spec.recipe.batch_size / trained.seconds : 0.0},
                                {"seconds", trained.seconds}, {"steps_timed", trained.steps_this_run},
                                {"peak_rss_bytes", peak}, {"rss_growth_bytes", base < 0 ? -1 : peak - base}});
       }

@@ -4,8 +4,9 @@
 // timed, and its routing health measured; then one report (JSON, Markdown, self-contained HTML).
 //
 // Each arm x seed is an ordinary run directory, DIR/runs/<arm>/seed<s>/: arm.json (the arm's
-// model config), the trainer's config.json, checkpoints and metrics.jsonl, samples.txt (each
-// batch's sample ids), eval.json, result.json. A second call with resume skips finished runs and continues a killed one.
+// model config), compare_run.json (what the comparison made the run for), the training run's
+// run.json, checkpoints and metrics.jsonl, samples.txt (each batch's sample ids), eval.json,
+// result.json. A second call with resume skips finished runs and continues a killed one.
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>

@@ -48,20 +48,17 @@ DemoResult run_demo(const DemoJob& job, const ProgressSink& progress, const Canc
   const std::string config = find_config(job.model_config.empty() ? "demo-peer.json" : job.model_config);
   fs::create_directories(job.out_dir);
 
+  // The recipe (batch 16, SSv2's segment sampling) lives in the config files alone, so
+  // `trecvit train --config demo-peer.json --train-config demo-peer.train.json` is this training.
   TrainJob train;
   train.model_config = config;
   train.train_config = train_config_beside(config);
-  train.data_root = job.data_root;
   train.out_dir = job.out_dir;
-  train.steps = job.steps;
-  train.workers = 2;
-  train.shuffle_frames = job.shuffle_frames;
+  train.set("data.root", job.data_root, "--data");
+  if (job.steps > 0) train.set("train.steps", job.steps, "--steps");
+  if (job.shuffle_frames) train.set("data.shuffle_frames", true, "--shuffle-frames");
   // Run again, the demo continues its own earlier run (finished: straight to evaluation).
-  train.resume = fs::exists(fs::path(job.out_dir) / "checkpoint.pt");
-  train.batch_size = 16;
-  // SSv2's standard sampling: one frame from each of num_frames equal segments, so every clip
-  // shows the whole motion (random within segments for training, their middles for evaluation).
-  train.sampler = "segments";
+  train.resume = fs::exists(fs::path(job.out_dir) / "run.json");
   report.stage("training " + config + " on " + job.data_root + (job.shuffle_frames ? " (frame-shuffled clips)" : "") +
                (train.resume ? " (resuming " + job.out_dir + ")" : ""));
   const auto trained = run_train(train, progress, cancel);
@@ -78,7 +75,9 @@ DemoResult run_demo(const DemoJob& job, const ProgressSink& progress, const Canc
   eval.split = "validation";
   eval.report = job.out_dir + "/eval.json";
   eval.shuffle_frames = job.shuffle_frames;
-  eval.sampler = "segments";
+  eval.sampler = trained.record.data.eval_sampler;
+  eval.frames = trained.record.data.frames;
+  eval.stride = trained.record.data.stride;
   report.stage("evaluating on the validation split");
   const auto evaluated = run_eval(eval, progress, cancel);
   result.report = evaluated.report;

@@ -1,6 +1,9 @@
 #include "jobs/eval_job.h"
 
+#include <algorithm>
+#include <deque>
 #include <fstream>
+#include <future>
 
 #include "datasets/annotations.h"
 #include "datasets/samplers.h"
@@ -23,53 +26,77 @@ std::pair<int64_t, int64_t> parse_views(const std::string& v) {
   throw ConfigError("--views: expected TEMPORALxSPATIAL with TEMPORAL >= 1 and SPATIAL 1 or 3, like 2x3, got '" + v + "'");
 }
 
-// The split's videos as multi-view samples; unreadable ones are reported and counted.
+// The split's videos as multi-view samples, decoded by `workers` threads ahead of the model and
+// delivered in the split's order; unreadable ones are reported and counted.
 class ViewsSource : public EvalSource {
  public:
   ViewsSource(const data::DatasetSplit& split, data::ViewSpec spec, bool shuffle_frames, const Reporter& report,
-              const CancelToken* cancel)
+              const CancelToken* cancel, int64_t workers)
       : split_(split), spec_(std::move(spec)), shuffle_(shuffle_frames), report_(report), cancel_(cancel),
-        progress_(report, static_cast<int64_t>(split.items.size())) {}
+        ahead_(static_cast<size_t>(std::max<int64_t>(1, workers))), progress_(report, static_cast<int64_t>(split.items.size())) {}
   bool next(EvalSample& s) override {
-    while (i_ < split_.items.size() && !cancelled(cancel_)) {
-      const auto& item = split_.items[i_++];
-      try {
-        s.views = data::load_views(item, spec_);
-        if (shuffle_) {
-          std::mt19937_64 rng(i_);
-          s.views = s.views.index_select(1, torch::tensor(data::random_permutation(s.views.size(1), rng), torch::kLong));
-        }
-        s.label = item.label;
-        s.id = item.id;
-        progress_.done(item.path);
-        return true;
-      } catch (const std::exception& e) {
-        ++skipped_;
-        report_(EventKind::kProblem,
-                {{"message", "skipping " + item.path + ": " + e.what()}, {"path", item.path}, {"reason", e.what()}});
-        progress_.done(item.path);
+    while (!cancelled(cancel_)) {
+      while (queued_ < split_.items.size() && pending_.size() < ahead_) {
+        const size_t i = queued_++;
+        pending_.push_back(std::async(std::launch::async, [this, i] { return load(i); }));
       }
+      if (pending_.empty()) return false;
+      auto done = pending_.front().get();
+      pending_.pop_front();
+      const auto& item = split_.items[done.index];
+      progress_.done(item.path);
+      if (!done.error.empty()) {
+        ++skipped_;
+        report_(EventKind::kProblem, {{"message", "skipping " + item.path + ": " + done.error}, {"path", item.path},
+                                      {"reason", done.error}});
+        continue;
+      }
+      s.views = std::move(done.views);
+      s.label = item.label;
+      s.id = item.id;
+      return true;
     }
     return false;
   }
   int64_t skipped() const override { return skipped_; }
 
  private:
+  struct Loaded {
+    size_t index;
+    torch::Tensor views;
+    std::string error;
+  };
+  Loaded load(size_t i) const {
+    Loaded out{i, {}, {}};
+    try {
+      out.views = data::load_views(split_.items[i], spec_);
+      if (shuffle_) {
+        std::mt19937_64 rng(i + 1);
+        out.views = out.views.index_select(1, torch::tensor(data::random_permutation(out.views.size(1), rng), torch::kLong));
+      }
+    } catch (const std::exception& e) {
+      out.error = e.what();
+    }
+    return out;
+  }
   const data::DatasetSplit& split_;
   data::ViewSpec spec_;
   bool shuffle_;
   const Reporter& report_;
   const CancelToken* cancel_;
+  size_t ahead_;
   ItemProgress progress_;
-  size_t i_ = 0;
+  std::deque<std::future<Loaded>> pending_;  // destroyed first: each waits for its thread
+  size_t queued_ = 0;
   int64_t skipped_ = 0;
 };
 
 }  // namespace
 
 std::unique_ptr<EvalSource> make_views_source(const data::DatasetSplit& split, const data::ViewSpec& spec,
-                                              bool shuffle_frames, const Reporter& report, const CancelToken* cancel) {
-  return std::make_unique<ViewsSource>(split, spec, shuffle_frames, report, cancel);
+                                              bool shuffle_frames, const Reporter& report, const CancelToken* cancel,
+                                              int64_t workers) {
+  return std::make_unique<ViewsSource>(split, spec, shuffle_frames, report, cancel, workers);
 }
 
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const CancelToken* cancel) {
@@ -88,7 +115,7 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   if (cfg.image_height != cfg.image_width)
     throw ConfigError("eval: square models only (got " + std::to_string(cfg.image_height) + "x" +
                       std::to_string(cfg.image_width) + ")");
-  ViewsSource source(split, spec, job.shuffle_frames, report, cancel);
+  ViewsSource source(split, spec, job.shuffle_frames, report, cancel, job.workers);
   ClassificationMetrics last(cfg.num_classes);
   if (job.routing) model->collect_routing_stats(true);
   auto metrics = evaluate(*model, source, job.last_frame ? &last : nullptr);

@@ -17,6 +17,7 @@ struct EvalJob {
   bool shuffle_frames = false;
   bool last_frame = false;  // also the last-frame readout: report["last_frame"] = {"top1", "top5"}
   bool routing = false;     // the sparse mixers' routing health: report["routing"] = {layer: summary}
+  int64_t workers = 2;      // videos decoded in parallel
 };
 
 struct EvalResult {
@@ -30,9 +31,11 @@ struct EvalResult {
 // Writes the report to job.report when set (a cancelled run's report says "stopped": true).
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
 
-// Every video of a split as its views (decoded one by one; unreadable ones reported through
-// `report` and counted): what `eval` and the trainer's validation read.
+// Every video of a split as its views, in the split's order (`workers` decoding ahead;
+// unreadable ones reported through `report` and counted): what `eval` and the trainer's
+// validation read.
 std::unique_ptr<EvalSource> make_views_source(const data::DatasetSplit& split, const data::ViewSpec& spec,
-                                              bool shuffle_frames, const Reporter& report, const CancelToken* cancel);
+                                              bool shuffle_frames, const Reporter& report, const CancelToken* cancel,
+                                              int64_t workers = 2);
 
 }  // namespace trecvit

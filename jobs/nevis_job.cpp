@@ -7,6 +7,7 @@
 
 #include "datasets/annotations.h"
 #include "datasets/nevis_build.h"
+#include "jobs/json_io.h"
 #include "jobs/nevis_learner.h"
 #include "jobs/nevis_stream.h"
 #include "models/accounting.h"
@@ -70,16 +71,6 @@ std::vector<nlohmann::json> read_events(const fs::path& path) {
     for (auto& r : rows) out << r.dump() << "\n";
   }
   return rows;
-}
-
-void write_json(const fs::path& path, const nlohmann::json& j) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
 }
 
 // Where an event's final model lives: RUN/models/<index>-<dataset folder>.pt.
@@ -188,7 +179,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     if (fs::exists(record_path) || fs::exists(events_path))
       throw ConfigError(job.out_dir + " already holds a NEVIS run: pass --resume to continue it, or choose another --out");
     fs::create_directories(out / "models");
-    write_json(record_path, record);
+    write_json_atomically(record_path, record);
   }
 
   NevisResult result;
@@ -389,7 +380,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
                               {"eta_s", elapsed / ran * left}, {"path", ev.dataset}});
     auto summary = nevis_summary(rows);
     summary.update({{"stream", stream.name}, {"learner", job.learner}, {"complete", false}});
-    write_json(out / "summary.json", summary);
+    write_json_atomically(out / "summary.json", summary);
   }
   result.summary = nevis_summary(rows);
   result.summary.update({{"stream", stream.name},
@@ -397,7 +388,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
                          {"model", cfg.name},
                          {"missing", result.missing},
                          {"complete", !result.stopped}});
-  write_json(out / "summary.json", result.summary);
+  write_json_atomically(out / "summary.json", result.summary);
   return result;
 }
 

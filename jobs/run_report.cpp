@@ -43,7 +43,7 @@ std::string run_report_html(const std::string& run_dir) {
     acc.points.emplace_back(step, 100 * row.value("accuracy", 0.0));
     lr.points.emplace_back(step, row.value("lr", 0.0));
   }
-  const auto config = read_json(dir / "config.json");
+  const auto config = read_json(dir / "run.json");
   const auto eval = read_json(dir / "eval.json");
   std::ostringstream h;
   h << "<!doctype html><html><head><meta charset='utf-8'><title>" << svg::escape(run_dir) << "</title><style>"

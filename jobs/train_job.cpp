@@ -1,5 +1,7 @@
 #include "jobs/train_job.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -8,6 +10,7 @@
 #include "datasets/annotations.h"
 #include "datasets/loader.h"
 #include "jobs/eval_job.h"
+#include "jobs/json_io.h"
 #include "jobs/video_source.h"
 #include "models/checkpoint.h"
 #include "models/pretrained.h"
@@ -15,6 +18,15 @@
 
 namespace trecvit {
 namespace fs = std::filesystem;
+
+TrainJob& TrainJob::set(const std::string& key, nlohmann::json value, std::string origin) {
+  Setting s;
+  s.key = key;
+  s.value = std::move(value);
+  s.origin = origin.empty() ? key : std::move(origin);
+  settings.push_back(std::move(s));
+  return *this;
+}
 
 nlohmann::json TrainResult::to_json() const {
   return {{"steps", steps},           {"steps_this_run", steps_this_run}, {"final_loss", final_loss},
@@ -24,88 +36,247 @@ nlohmann::json TrainResult::to_json() const {
           {"best_step", best_step}};
 }
 
+namespace {
+
+std::string absolute(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }
+
+// The three sections of a recipe as JSON, each kept valid by its own parser.
+struct Sections {
+  nlohmann::json model, train = nlohmann::json::object(), data = nlohmann::json::object();
+  nlohmann::json& operator[](const std::string& section) { return section == "model" ? model : section == "train" ? train : data; }
+  const nlohmann::json& operator[](const std::string& section) const {
+    return section == "model" ? model : section == "train" ? train : data;
+  }
+};
+
+nlohmann::json resolved(const std::string& section, const nlohmann::json& j, const std::string& origin) {
+  if (section == "model") return config_to_json(config_from_json(j, origin));
+  if (section == "train") return train_options_to_json(train_options_from_json(j, origin));
+  return data_recipe_to_json(data_recipe_from_json(j, origin));
+}
+
+// One setting applied and checked: its errors name it ("--set train.lr=x: field 'lr': ...").
+void apply(Sections& s, Setting x, const Reporter& report) {
+  const std::string section = x.section();
+  if (section != "model" && section != "train" && section != "data")
+    throw ConfigError(x.origin + ": unknown section '" + section + "' (settings are model.FIELD, train.FIELD or data.FIELD)");
+  if (x.path().empty()) throw ConfigError(x.origin + ": no field after '" + section + ".'");
+  if (section == "model" && s.model.is_null()) throw ConfigError(x.origin + ": there is no model config to change");
+  if (x.key == "data.root" && x.value.is_string()) x.value = x.text = absolute(x.value.get<std::string>());
+  const nlohmann::json before = resolved(section, s[section], x.origin);
+  nlohmann::json next = s[section];
+  apply_setting(next, x, before);
+  if (x.key == "train.steps" && next["steps"].is_number_integer()) {
+    // A shorter run than the config's keeps a sensible warm-up instead of failing on it.
+    const int64_t steps = next["steps"].get<int64_t>(), warmup = before["warmup_steps"].get<int64_t>();
+    if (warmup >= steps && steps > 0) {
+      next["warmup_steps"] = steps / 10;
+      report.stage("train.warmup_steps " + std::to_string(warmup) + " >= train.steps " + std::to_string(steps) +
+                   ": warm-up shortened to " + std::to_string(steps / 10) + " steps");
+    }
+  }
+  resolved(section, next, x.origin);
+  s[section] = std::move(next);
+}
+
+Sections sections_of(const RunRecord& r) {
+  return {r.model, train_options_to_json(r.train), data_recipe_to_json(r.data)};
+}
+
+// A resume: what is given again is compared with the record, field by field.
+RunRecord resume_record(const TrainJob& job, const Reporter& report) {
+  const std::string path = (fs::path(job.out_dir) / "run.json").string();
+  if (!fs::exists(path))
+    throw ConfigError(job.out_dir + ": no run.json to resume from" +
+                      (fs::exists(fs::path(job.out_dir) / "checkpoint.pt")
+                           ? std::string(" (the checkpoint was written by an older trecvit: start a new run with --init ") +
+                                 job.out_dir + "/checkpoint.pt)"
+                           : std::string()));
+  RunRecord rec = read_run_record(path);
+  if (!job.recipe.empty()) throw ConfigError("--recipe starts a new run; a resumed run reads " + path);
+  // Resolved as a fresh run would resolve them, on top of the record: the files, then the
+  // settings (so "--steps 3" shortens the file's warm-up again, as it did the first time).
+  const Sections record = sections_of(rec);
+  Sections current = record;
+  std::vector<std::pair<std::string, std::string>> origins;  // (key, what gave it), in order
+  if (!job.model_config.empty()) {
+    const auto file = read_json_object(job.model_config, "model config");
+    current.model.merge_patch(file);
+    for (auto& leaf : json_leaves(file, "model", "--config " + job.model_config)) origins.emplace_back(leaf.key, leaf.origin);
+  }
+  if (!job.train_config.empty()) {
+    const auto file = read_train_config_file(job.train_config);
+    current.train.merge_patch(file.train);
+    current.data.merge_patch(file.data);
+    for (auto& leaf : json_leaves(file.train, "train", "--train-config " + job.train_config)) origins.emplace_back(leaf.key, leaf.origin);
+    for (auto& leaf : json_leaves(file.data, "data", "--train-config " + job.train_config)) origins.emplace_back(leaf.key, leaf.origin);
+  }
+  for (auto section : {"model", "train", "data"}) resolved(section, current[section], "the options given with --resume");
+  const Reporter quiet({}, "train");
+  for (const auto& s : job.settings) {
+    apply(current, s, quiet);
+    origins.emplace_back(s.key, s.origin);
+  }
+  if (current.data["frames"] == 0) current.data["frames"] = rec.data.frames;  // 0 is the model's num_frames, as recorded
+  for (auto section : {"model", "train", "data"}) {
+    const auto was = resolved(section, record[std::string(section)], path), now = resolved(section, current[section], path);
+    for (const auto& op : nlohmann::json::diff(was, now)) {
+      std::string key = op["path"].get<std::string>().substr(1);
+      std::replace(key.begin(), key.end(), '/', '.');
+      key = std::string(section) + "." + key;
+      if (key == "data.workers") continue;  // a resource, not a recipe: the batches do not depend on it
+      std::string origin = "the options given with --resume";
+      for (const auto& [k, o] : origins)
+        if (key == k || key.rfind(k + ".", 0) == 0 || k.rfind(key + ".", 0) == 0) origin = o;
+      const nlohmann::json* old = json_find(was, key.substr(key.find('.') + 1));
+      const nlohmann::json* given = json_find(now, key.substr(key.find('.') + 1));
+      throw ConfigError(origin + ": the run in " + job.out_dir + " was recorded with " + key + " = " +
+                        (old ? old->dump() : std::string("(none)")) + ", this gives " + (given ? given->dump() : std::string("(none)")) +
+                        "; a resumed run keeps its recipe (resume without it, or start a new run)");
+    }
+  }
+  rec.data = data_recipe_from_json(current.data, path);
+  const nlohmann::json source = rec.init.is_object() ? rec.init.value("source", nlohmann::json()) : nlohmann::json();
+  if (!job.init.empty() && source != nlohmann::json(absolute(job.init)))
+    throw ConfigError("--init " + job.init + ": the run in " + job.out_dir + " started from " +
+                      (source.is_string() ? source.get<std::string>() : std::string("fresh weights")) + "; resume it without --init");
+  const bool reset = rec.init.is_object() && rec.init.value("reset_head", false);
+  const std::string freeze = rec.init.is_object() ? rec.init.value("freeze", std::string("none")) : "none";
+  if (job.reset_head && !reset) throw ConfigError("--reset-head: the run in " + job.out_dir + " kept its init's head");
+  if (job.freeze != "none" && job.freeze != freeze)
+    throw ConfigError("--freeze " + job.freeze + ": the run in " + job.out_dir + " was recorded with freeze " + freeze);
+  if (rec.threads != at::get_num_threads())
+    report.problem("resuming with " + std::to_string(at::get_num_threads()) + " threads; the run started with " +
+                   std::to_string(rec.threads) + " (the result may differ from an uninterrupted run in the last bits)");
+  return rec;
+}
+
+// A fresh run: the sources in order, then the settings; the dataset fixes a fresh head's size.
+RunRecord fresh_record(const TrainJob& job, TRecViT& pretrained, data::DatasetSplit& split, const Reporter& report) {
+  Sections s;
+  RunRecord from;
+  nlohmann::json init;
+  if (!job.recipe.empty()) {
+    from = read_run_record(job.recipe);
+    s = sections_of(from);
+    init = from.init;
+  }
+  if (!job.model_config.empty()) s.model = read_json_object(job.model_config, "model config");
+  if (!job.train_config.empty()) {
+    const auto file = read_train_config_file(job.train_config);
+    s.train.merge_patch(file.train);
+    s.data.merge_patch(file.data);
+  }
+  if (!job.init.empty() || job.reset_head || job.freeze != "none")
+    init = {{"source", job.init.empty() ? init.value("source", nlohmann::json()) : nlohmann::json(absolute(job.init))},
+            {"reset_head", job.reset_head || (init.is_object() && init.value("reset_head", false))},
+            {"freeze", job.freeze != "none" ? job.freeze : init.is_object() ? init.value("freeze", job.freeze) : job.freeze}};
+  const std::string source = init.is_object() && init["source"].is_string() ? init["source"].get<std::string>() : "";
+  const bool reset_head = init.is_object() && init.value("reset_head", false);
+  if (!source.empty()) pretrained = load_pretrained(source);
+  const bool architecture_from_init = s.model.is_null();
+  if (architecture_from_init) {
+    if (!pretrained) throw ConfigError("--config: a model config is needed (or --init)");
+    s.model = config_to_json(pretrained->config());
+  } else if (pretrained) {
+    const auto cfg = config_from_json(s.model, "model config " + job.model_config);
+    const std::string diff = backbone_difference(pretrained->config(), cfg);
+    if (!diff.empty()) throw ConfigError("--init " + source + " does not fit --config " + job.model_config + ": " + diff);
+    // The init's architecture, with the config's name, class count and readout.
+    auto arch = config_to_json(pretrained->config());
+    for (auto key : {"name", "num_classes", "readout"}) arch[key] = config_to_json(cfg)[key];
+    s.model = arch;
+  }
+  config_from_json(s.model, "model config " + job.model_config);
+  for (const auto& x : job.settings) apply(s, x, report);
+  RunRecord rec;
+  rec.data = data_recipe_from_json(s.data, "the data options");
+  rec.data.root = absolute(rec.data.root);
+  if (rec.data.root.empty()) throw ConfigError("--data: a dataset root is needed (or data.root in the train config)");
+  split = data::load_dataset(rec.data.format, rec.data.root, rec.data.split);
+  const int64_t classes = static_cast<int64_t>(split.class_names.size());
+  if (pretrained && architecture_from_init && reset_head) s.model["num_classes"] = classes;
+  if (pretrained && !reset_head && pretrained->config().num_classes != classes)
+    throw ConfigError("--init " + source + " has " + std::to_string(pretrained->config().num_classes) +
+                      " classes but the dataset has " + std::to_string(classes) + ": pass --reset-head to train a new class head");
+  const TRecViTConfig cfg = config_from_json(s.model, "model config " + job.model_config);
+  if (cfg.num_classes != classes)
+    throw ConfigError("model config " + (job.model_config.empty() ? source : job.model_config) + ": num_classes is " +
+                      std::to_string(cfg.num_classes) + " but the dataset has " + std::to_string(classes) + " classes");
+  rec.model = config_to_json(cfg);
+  rec.train = train_options_from_json(s.train, "the training options");
+  if (rec.data.frames == 0) rec.data.frames = cfg.num_frames;
+  rec.init = init;
+  rec.version = TRECVIT_VERSION;
+  rec.threads = at::get_num_threads();
+  return rec;
+}
+
+}  // namespace
+
 TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const CancelToken* cancel) {
   const Reporter report(progress, "train");
+  if (job.out_dir.empty()) throw ConfigError("--out: a run directory is needed");
   // A fresh run never overwrites an earlier one's checkpoint (nor appends to its metrics).
   if (!job.resume && fs::exists(fs::path(job.out_dir) / "checkpoint.pt"))
     throw ConfigError(job.out_dir + " already holds a run (checkpoint.pt): pass --resume to continue it, or choose "
                       "another --out");
-  // Metrics of a run that died before its first checkpoint describe nothing resumable.
-  if (!job.resume) fs::remove(fs::path(job.out_dir) / "metrics.jsonl");
-  if (!job.resume && !job.sample_log.empty()) fs::remove(job.sample_log);
   if (job.freeze != "none" && job.freeze != "backbone")
     throw ConfigError("--freeze: expected none or backbone, got '" + job.freeze + "'");
-  if (job.model_config.empty() && job.init.empty()) throw ConfigError("--config: a model config is needed (or --init)");
-  // The run's record of where its weights came from: kept across resumes, and a resume may
-  // not name another source.
-  const fs::path config_json = fs::path(job.out_dir) / "config.json";
-  nlohmann::json init_record;
-  if (job.resume && fs::exists(config_json)) {
-    std::ifstream in(config_json);
-    init_record = nlohmann::json::parse(in, nullptr, false).value("init", nlohmann::json());
-    if (!job.init.empty() && (!init_record.is_object() || init_record.value("source", nlohmann::json()) != job.init))
-      throw ConfigError("--init " + job.init + ": the run in " + job.out_dir + " started from " +
-                        (init_record.is_object() ? init_record.value("source", std::string("?")) : std::string("fresh weights")) +
-                        "; resume it without --init");
+  if (job.resume && !fs::exists(fs::path(job.out_dir) / "checkpoint.pt") && fs::exists(fs::path(job.out_dir) / "run.json")) {
+    // Killed before its first checkpoint: nothing to continue, so the recorded run starts again.
+    resume_record(job, report);  // what is given again must still agree with the record
+    TrainJob again;
+    again.recipe = (fs::path(job.out_dir) / "run.json").string();
+    again.out_dir = job.out_dir;
+    again.sample_log = job.sample_log;
+    for (const auto& s : job.settings)
+      if (s.key == "data.workers") again.settings.push_back(s);
+    return run_train(again, progress, cancel);
   }
   TRecViT pretrained{nullptr};
-  if (!job.init.empty() && !job.resume) pretrained = load_pretrained(job.init);
-  TRecViTConfig cfg = !job.model_config.empty() ? load_config(job.model_config)
-                      : pretrained             ? pretrained->config()
-                                               : read_checkpoint_config(job.init);
-  if (pretrained && !job.model_config.empty()) {
-    const std::string diff = backbone_difference(pretrained->config(), cfg);
-    if (!diff.empty())
-      throw ConfigError("--init " + job.init + " does not fit --config " + job.model_config + ": " + diff);
-    const int64_t classes = cfg.num_classes;
-    cfg = pretrained->config();  // the init's architecture, with the config's class count and readout
-    cfg.num_classes = classes;
-    cfg.readout = load_config(job.model_config).readout;
-  }
-  TrainOptions topt = load_train_options(job.train_config);
-  if (job.steps > 0) topt.steps = job.steps;
-  topt.seed = job.seed;
+  data::DatasetSplit split;
+  const RunRecord rec = job.resume ? resume_record(job, report) : fresh_record(job, pretrained, split, report);
+  const DataRecipe& d = rec.data;
+  const TRecViTConfig cfg = config_from_json(rec.model, "run record");
+  TrainOptions topt = rec.train;
   topt.out_dir = job.out_dir;
-  if (topt.warmup_steps >= topt.steps) topt.warmup_steps = topt.steps / 10;
-  auto split = data::load_dataset(job.format, job.data_root, job.split);
+  if (!job.resume) {
+    // Metrics of a run that died before its first checkpoint describe nothing resumable.
+    fs::remove(fs::path(job.out_dir) / "metrics.jsonl");
+    if (!job.sample_log.empty()) fs::remove(job.sample_log);
+    fs::create_directories(job.out_dir);
+    write_json_atomically((fs::path(job.out_dir) / "run.json").string(), rec.to_json());
+  }
+  if (job.resume) split = data::load_dataset(d.format, d.root, d.split);
   if (!split.missing.empty())
     report.problem(std::to_string(split.missing.size()) + " annotated videos are missing (first: " +
                    split.missing.front() + "); training on the " + std::to_string(split.items.size()) + " found");
   const int64_t data_classes = static_cast<int64_t>(split.class_names.size());
-  if (pretrained && job.model_config.empty()) cfg.num_classes = job.reset_head ? data_classes : pretrained->config().num_classes;
-  if (pretrained && !job.reset_head && pretrained->config().num_classes != data_classes)
-    throw ConfigError("--init " + job.init + " has " + std::to_string(pretrained->config().num_classes) +
-                      " classes but the dataset has " + std::to_string(data_classes) +
-                      ": pass --reset-head to train a new class head");
-  if (cfg.num_classes != data_classes)
-    throw ConfigError("model config " + (job.model_config.empty() ? job.init : job.model_config) + ": num_classes is " +
-                      std::to_string(cfg.num_classes) + " but the dataset has " + std::to_string(data_classes) + " classes");
+  if (cfg.num_classes != data_classes)  // a resumed run's data changed under it
+    throw ConfigError(d.root + ": the dataset has " + std::to_string(data_classes) + " classes, the run's model " +
+                      std::to_string(cfg.num_classes));
   data::LoaderOptions lo;
-  lo.clip.frames = job.frames > 0 ? job.frames : cfg.num_frames;
-  lo.clip.stride = job.stride;
-  lo.sampler = job.sampler;
+  lo.clip.frames = d.frames;
+  lo.clip.stride = d.stride;
+  lo.sampler = d.sampler;
   lo.height = cfg.image_height;
   lo.width = cfg.image_width;
-  lo.batch_size = job.batch_size;
-  lo.workers = job.workers;
-  lo.seed = job.seed;
-  lo.shuffle_frames = job.shuffle_frames;
-  if (job.flip != "none" && job.flip != "plain" && job.flip != "mirror")
-    throw ConfigError("flip: expected none, plain or mirror, got '" + job.flip + "'");
-  lo.horizontal_flip = job.flip != "none";
-  if (job.flip == "mirror") lo.flip_label_map = data::mirror_label_map(split.class_names);
-  lo.color_jitter = job.color_jitter;
+  lo.batch_size = d.batch_size;
+  lo.workers = static_cast<int>(d.workers);
+  lo.seed = topt.seed;
+  lo.shuffle_frames = d.shuffle_frames;
+  lo.horizontal_flip = d.flip != "none";
+  if (d.flip == "mirror") lo.flip_label_map = data::mirror_label_map(split.class_names);
+  lo.color_jitter = d.color_jitter;
   data::VideoLoader loader(split, lo);
   LoaderBatchSource source(loader, job.sample_log);
-  torch::manual_seed(job.seed);
+  torch::manual_seed(topt.seed);
+  const bool reset_head = rec.init.is_object() && rec.init.value("reset_head", false);
+  const std::string freeze = rec.init.is_object() ? rec.init.value("freeze", std::string("none")) : "none";
   // From weights: the init itself (its new head drawn from the seed), with the run's readout.
-  TRecViT model = !pretrained ? TRecViT(cfg) : job.reset_head ? with_new_head(*pretrained, data_classes) : pretrained;
+  TRecViT model = !pretrained ? TRecViT(cfg) : reset_head ? with_new_head(*pretrained, data_classes) : pretrained;
   if (pretrained) model->set_readout(cfg.readout);
-  // A resumed run freezes what it froze before (the optimizer's groups depend on it).
-  const std::string freeze = job.resume && init_record.is_object() ? init_record.value("freeze", job.freeze) : job.freeze;
-  if (!job.resume && (pretrained || freeze != "none"))
-    init_record = {{"source", job.init.empty() ? nlohmann::json() : nlohmann::json(job.init)},
-                   {"reset_head", job.reset_head}, {"freeze", freeze}};
   if (freeze == "backbone")
     for (auto& p : model->named_parameters())
       if (p.key().rfind("cls_head.", 0) != 0) p.value().set_requires_grad(false);
@@ -113,35 +284,30 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   Trainer trainer{model, topt, source};
   data::DatasetSplit validation;
   if (topt.eval_every > 0) {
-    validation = data::load_dataset(job.format, job.data_root, job.validation_split);
+    validation = data::load_dataset(d.format, d.root, d.validation_split);
     if (validation.items.empty())
-      throw ConfigError("eval_every is " + std::to_string(topt.eval_every) + " but the " + job.validation_split +
-                        " split of " + job.data_root + " is empty");
+      throw ConfigError("eval_every is " + std::to_string(topt.eval_every) + " but the " + d.validation_split +
+                        " split of " + d.root + " is empty");
     data::ViewSpec spec;
-    spec.clip.frames = lo.clip.frames;
-    spec.clip.stride = job.stride;
-    spec.sampler = job.sampler == "segments" ? "segments" : "center";
+    spec.clip.frames = d.frames;
+    spec.clip.stride = d.stride;
+    spec.sampler = d.eval_sampler;
     spec.size = cfg.image_height;
     trainer.set_validator([&, spec](TRecViTImpl& m) {
-      auto views = make_views_source(validation, spec, job.shuffle_frames, report, cancel);
+      auto views = make_views_source(validation, spec, d.shuffle_frames, report, cancel, d.workers);
       const auto metrics = evaluate(m, *views);
-      nlohmann::json r = {{"split", job.validation_split}, {"count", metrics.count()}, {"top1", metrics.top1()},
+      nlohmann::json r = {{"split", d.validation_split}, {"count", metrics.count()}, {"top1", metrics.top1()},
                           {"top5", metrics.top5()}, {"skipped", views->skipped()}};
-      report(EventKind::kEval, {{"split", job.validation_split + " at step " + std::to_string(trainer.global_step())},
+      report(EventKind::kEval, {{"split", d.validation_split + " at step " + std::to_string(trainer.global_step())},
                                 {"count", metrics.count()}, {"top1", metrics.top1()}, {"top5", metrics.top5()},
                                 {"skipped", views->skipped()}});
       return r;
     });
   }
-  if (init_record.is_object()) {  // the trainer wrote config.json; add the weights' origin and the freeze
-    std::ifstream in(config_json);
-    auto record = nlohmann::json::parse(in);
-    record["init"] = init_record;
-    std::ofstream(config_json) << record.dump(2) << "\n";
-  }
   if (job.resume) trainer.resume(trainer.latest_checkpoint_path());
   auto t0 = std::chrono::steady_clock::now();
   TrainResult out;
+  out.record = rec;
   // Unreadable samples are reported as they are found (file and reason) and summed per epoch.
   size_t reported = 0;
   int64_t epoch_done = static_cast<int64_t>(trainer.global_step() * topt.accumulate /

@@ -1,37 +1,37 @@
 #pragma once
 // `trecvit train` as a library call: a dataset, the threaded loader and the trainer wired
 // together, resumable, reporting through a ProgressSink and stopping on a CancelToken.
+//
+// The run's recipe is resolved once, field by field, from (later wins): the defaults, the model
+// config, the train config (its "data" section: DataRecipe), a run.json to start again from,
+// then the settings. It is written to RUN/run.json before training starts. A resume reads it
+// back and refuses anything given again that would change it (data.workers excepted).
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "jobs/progress.h"
+#include "jobs/run_record.h"
+#include "jobs/settings.h"
 
 namespace trecvit {
 
 struct TrainJob {
-  std::string model_config, train_config, data_root, format = "ssv2", out_dir;
-  bool resume = false;
-  int64_t steps = -1;       // -1: the train config's
-  int64_t batch_size = 8;
-  int64_t frames = 0;       // 0: the model's num_frames
-  int64_t stride = 1;
-  std::string sampler = "random";
-  int workers = 2;
-  uint64_t seed = 0;
-  bool shuffle_frames = false;
-  // Horizontal flips: "none" (SSv2's default: direction is the label), "plain" (direction-free
-  // data such as Kinetics), "mirror" (flip and relabel with data::mirror_label_map).
-  std::string flip = "none";
-  double color_jitter = 0;  // brightness/contrast/saturation strength
-  std::string sample_log;   // append each batch's sample ids as a line to this file ("": none)
-  std::string split = "train";
-  // Fine-tuning: start from a checkpoint or a released .npz (then model_config may be empty:
-  // the architecture is the init's). reset_head: a fresh cls_head for the dataset's classes
-  // (required when the counts differ). freeze: "none" or "backbone" (only cls_head trains).
-  std::string validation_split = "validation";  // read when the train config's eval_every > 0
+  std::string model_config;  // model config JSON (with init: optional, the init's architecture)
+  std::string train_config;  // training options JSON with an optional "data" section
+  std::string recipe;        // a run.json: a new run with that run's model, train, data and init
+  std::vector<Setting> settings;  // applied last, in order: "model.F", "train.F", "data.F"
+  std::string out_dir;
+  bool resume = false;       // continue out_dir from its run.json and latest checkpoint
+  // Fine-tuning: start from a checkpoint or a released .npz. reset_head: a fresh cls_head for
+  // the dataset's classes (required when the counts differ). freeze: "none" or "backbone".
   std::string init;
   bool reset_head = false;
   std::string freeze = "none";
+  std::string sample_log;    // append each batch's sample ids as a line to this file ("": none)
+
+  // Appends a setting ("data.batch_size", 16); origin names it in errors (default: the key).
+  TrainJob& set(const std::string& key, nlohmann::json value, std::string origin = "");
 };
 
 struct TrainResult {
@@ -44,6 +44,7 @@ struct TrainResult {
   std::string best_checkpoint;  // with eval_every: the best validation so far (by best_metric)
   double best_value = -1;
   int64_t best_step = 0;
+  RunRecord record;             // what RUN/run.json holds
   nlohmann::json to_json() const;
 };
 

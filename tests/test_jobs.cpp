@@ -175,17 +175,20 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
   generate_ssf(tiny_ssf(root));
   TrainJob job;
   job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
-  job.data_root = root;
   job.out_dir = run;
-  job.steps = 4;
-  job.batch_size = 4;
-  job.sampler = "segments";
-  job.flip = "mirror";  // SSF's left/right and clockwise twins swap labels under the flip
-  job.color_jitter = 0.2;
-  auto out = run_train(job);
+  job.set("data.root", root).set("train.steps", 6).set("train.log_every", 1).set("data.batch_size", 4).set("data.sampler", "segments");
+  job.set("data.flip", "mirror");  // SSF's left/right and clockwise twins swap labels under the flip
+  job.set("data.color_jitter", 0.2);
+  CancelToken stop;
+  auto out = run_train(job, [&](const Event& e) { if (e.kind == EventKind::kStep && e.fields["step"] == 4) stop.request(); }, &stop);
   EXPECT_EQ(out.steps, 4);
+  EXPECT_TRUE(out.stopped);
   EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
-  EXPECT_TRUE(fs::exists(run + "/config.json"));
+  const auto rec = read_run_record(run + "/run.json");
+  EXPECT_EQ(rec.data.batch_size, 4);
+  EXPECT_EQ(rec.data.flip, "mirror");
+  EXPECT_EQ(rec.data.frames, 8);  // resolved: the model's num_frames
+  EXPECT_EQ(rec.data.root, fs::absolute(root).lexically_normal().string());
 
   // A fresh run into a directory that holds one is refused, naming the directory.
   try {
@@ -196,7 +199,6 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
     EXPECT_NE(std::string(e.what()).find("--resume"), std::string::npos) << e.what();
   }
   job.resume = true;
-  job.steps = 6;
   EXPECT_EQ(run_train(job).steps, 6);
 
   EvalJob eval;
@@ -218,8 +220,13 @@ TEST(TrainJobs, TrainResumeAndEvalOnTheGeneratedSet) {
   wrong = job;
   wrong.out_dir = base + "/sideways";
   wrong.resume = false;
-  wrong.flip = "sideways";
-  EXPECT_THROW(run_train(wrong), ConfigError);
+  wrong.set("data.flip", "sideways", "--flip sideways");
+  try {
+    run_train(wrong);
+    ADD_FAILURE() << "flip sideways was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--flip sideways"), std::string::npos) << e.what();
+  }
 }
 
 TEST(BenchLoader, QuickRunReportsAllThreeRates) {
@@ -247,17 +254,11 @@ TEST(TrainJobs, FirstSigintStopsTrainingWithACheckpoint) {
                               &out),
             0);
   EXPECT_NE(out.find("rc=0"), std::string::npos) << out;
-  EXPECT_NE(out.find("stopped by signal; resume with --resume"), std::string::npos) << out;
+  EXPECT_NE(out.find("stopped by signal; continue with: trecvit train --resume " + run), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(run + "/checkpoint.pt"));
-  TrainJob job;
-  job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
-  job.data_root = root;
-  job.out_dir = run;
-  job.resume = true;
-  job.steps = 12;
-  job.batch_size = 2;
-  job.sampler = "segments";
-  EXPECT_GE(run_train(job).steps, 10);  // the stopped run resumes
+  // The resume needs nothing but the run; a flag that contradicts its record is named.
+  EXPECT_NE(test::run_command(std::string(TRECVIT_BIN) + " --threads 1 train --resume " + run + " --batch-size 4", &out), 0);
+  EXPECT_NE(out.find("--batch-size 4: the run in " + run + " was recorded with data.batch_size = 2"), std::string::npos) << out;
 }
 
 TEST(EvalJobs, ACancelledEvaluationSaysItIsPartial) {
@@ -296,11 +297,8 @@ TEST(TrainJobs, FineTuneFromANpzWithANewHeadAndClassNames) {
 
   TrainJob job;
   job.init = base + "/released.npz";
-  job.data_root = root;
   job.out_dir = base + "/no-reset";
-  job.steps = 20;
-  job.batch_size = 4;
-  job.sampler = "segments";
+  job.set("data.root", root).set("data.batch_size", 4).set("data.sampler", "segments");
   try {
     run_train(job);
     ADD_FAILURE() << "a 5-class init trained on 10 classes without --reset-head";
@@ -309,7 +307,6 @@ TEST(TrainJobs, FineTuneFromANpzWithANewHeadAndClassNames) {
   }
   job.reset_head = true;
   job.out_dir = base + "/ft";
-  job.steps = 1;
   job.train_config = base + "/zero-lr.json";  // lr ~ 0 for the backbone: what it starts from stays visible
   std::ofstream(job.train_config) << R"({"steps": 1, "lr": 1e-3, "lr_backbone_mult": 0, "weight_decay": 0})";
   run_train(job);
@@ -322,16 +319,16 @@ TEST(TrainJobs, FineTuneFromANpzWithANewHeadAndClassNames) {
     if (p.key().rfind("cls_head.", 0) == 0) continue;
     EXPECT_TRUE(torch::equal(p.value(), want[p.key()])) << p.key() << " moved with a zero backbone lr";
   }
-  std::ifstream record(job.out_dir + "/config.json");
+  std::ifstream record(job.out_dir + "/run.json");
   const auto rec = nlohmann::json::parse(record);
-  EXPECT_EQ(rec["init"]["source"], job.init);
+  EXPECT_EQ(rec["init"]["source"], fs::absolute(job.init).lexically_normal().string());
   EXPECT_TRUE(rec["init"]["reset_head"].get<bool>());
   EXPECT_EQ(rec["train"]["lr_backbone_mult"], 0.0);
 
   // 20 real steps with a frozen backbone: only the head changes.
   job.out_dir = base + "/frozen";
   job.train_config.clear();
-  job.steps = 20;
+  job.set("train.steps", 20);
   job.freeze = "backbone";
   run_train(job);
   auto frozen = load_checkpoint(job.out_dir + "/checkpoint.pt");
@@ -376,11 +373,10 @@ TEST(TrainJobs, ValidationDuringTrainingKeepsBestPt) {
   TrainJob job;
   job.model_config = std::string(TRECVIT_CONFIG_DIR) + "/demo-peer.json";
   job.train_config = base + "/t.json";
-  std::ofstream(job.train_config) << R"({"steps": 4, "eval_every": 2, "keep_last": 1, "checkpoint_every": 2})";
-  job.data_root = root;
+  std::ofstream(job.train_config) << R"({"steps": 4, "eval_every": 2, "keep_last": 1, "checkpoint_every": 2,
+                                          "data": {"batch_size": 4, "sampler": "segments", "eval_sampler": "segments"}})";
   job.out_dir = base + "/run";
-  job.batch_size = 4;
-  job.sampler = "segments";
+  job.set("data.root", root);
   int evals = 0;
   const auto r = run_train(job, [&](const Event& e) {
     if (e.kind == EventKind::kEval) {

@@ -63,7 +63,10 @@ TrainOptions load_train_options(const std::string& path) {
   std::ifstream f(path);
   if (!f) throw ConfigError("train config " + path + ": cannot be opened");
   try {
-    return train_options_from_json(nlohmann::json::parse(f), "train config " + path);
+    auto j = nlohmann::json::parse(f);
+    // The "data" section (loader and augmentation) belongs to the job that feeds the trainer.
+    if (j.is_object()) j.erase("data");
+    return train_options_from_json(j, "train config " + path);
   } catch (const nlohmann::json::parse_error& e) {
     throw ConfigError("train config " + path + ": invalid JSON: " + e.what());
   }
@@ -87,11 +90,7 @@ Trainer::Trainer(TRecViT model, TrainOptions options, BatchSource& data)
   schedule_ = {opt_.lr, opt_.warmup_steps, opt_.steps, opt_.final_lr_fraction};
   if (opt_.ema_decay > 0)
     for (auto& p : model_->parameters()) ema_.push_back(p.detach().clone());
-  if (!opt_.out_dir.empty()) {
-    mkdir(opt_.out_dir.c_str(), 0755);
-    nlohmann::json resolved = {{"model", config_to_json(model_->config())}, {"train", train_options_to_json(opt_)}};
-    std::ofstream(opt_.out_dir + "/config.json") << resolved.dump(2) << "\n";
-  }
+  if (!opt_.out_dir.empty()) mkdir(opt_.out_dir.c_str(), 0755);
 }
 
 StepStats Trainer::step() {
