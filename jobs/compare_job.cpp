@@ -92,9 +92,9 @@ StreamTiming time_streaming(const std::string& checkpoint, int64_t frames) {
 nlohmann::json fingerprint(const CompareSpec& spec, const Arm& arm, int64_t seed) {
   std::ifstream tin(spec.train_config);
   const std::string train((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
-  return {{"arm", arm.config_json}, {"seed", seed}, {"steps", spec.recipe.steps}, {"batch_size", spec.recipe.batch_size},
-          {"frames", spec.recipe.frames}, {"stride", spec.recipe.stride}, {"sampler", spec.recipe.sampler},
-          {"eval_sampler", spec.recipe.eval_sampler}, {"flip", spec.recipe.flip}, {"train_config", train},
+  return {{"arm", arm.config_json}, {"seed", seed}, {"steps", spec.recipe.steps}, {"batch_size", spec.recipe.data.batch_size},
+          {"frames", spec.recipe.data.frames}, {"stride", spec.recipe.data.stride}, {"sampler", spec.recipe.data.sampler},
+          {"eval_sampler", spec.recipe.data.eval_sampler}, {"flip", spec.recipe.data.flip}, {"train_config", train},
           {"data", fs::absolute(spec.data_root).lexically_normal().string()}, {"format", spec.format},
           {"train_split", spec.train_split}, {"eval_split", spec.eval_split}};
 }
@@ -112,7 +112,7 @@ CompareSpec prepare_compare(const CompareJob& job) {
   if (job.seeds > 0) spec.seeds = job.seeds;
   if (job.quick) {
     spec.recipe.steps = spec.quick.value("steps", int64_t{12});
-    spec.recipe.batch_size = spec.quick.value("batch_size", int64_t{4});
+    spec.recipe.data.batch_size = spec.quick.value("batch_size", int64_t{4});
     if (spec.generate == "ssf") spec.data_root = (fs::path(job.out_dir) / "quick-data").string();
     if (job.seeds == 0) spec.seeds = 1;
   }
@@ -182,10 +182,10 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       t.resume = fs::exists(dir / "run.json");
       const std::string from = "the recipe of " + spec.path;
       t.set("data.root", spec.data_root, from).set("data.format", spec.format, from).set("data.split", spec.train_split, from);
-      t.set("train.steps", spec.recipe.steps, from).set("data.batch_size", spec.recipe.batch_size, from);
-      t.set("data.frames", spec.recipe.frames, from).set("data.stride", spec.recipe.stride, from);
-      t.set("data.sampler", spec.recipe.sampler, from).set("data.workers", spec.recipe.workers, from);
-      t.set("data.flip", spec.recipe.flip, from).set("train.seed", seed, from);
+      t.set("train.steps", spec.recipe.steps, from).set("data.batch_size", spec.recipe.data.batch_size, from);
+      t.set("data.frames", spec.recipe.data.frames, from).set("data.stride", spec.recipe.data.stride, from);
+      t.set("data.sampler", spec.recipe.data.sampler, from).set("data.workers", spec.recipe.data.workers, from);
+      t.set("data.flip", spec.recipe.data.flip, from).set("train.seed", seed, from);
       t.sample_log = (dir / "samples.txt").string();
       const int64_t base = reset_peak_rss();
       const auto trained = run_train(t, progress, cancel);
@@ -198,7 +198,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       if (trained.steps_this_run > 0 || !fs::exists(dir / "train.json")) {
         const int64_t peak = status_bytes("VmHWM:");
         write_json_atomically(dir / "train.json",
-                              {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * spec.recipe.batch_size / trained.seconds : 0.0},
+                              {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * spec.recipe.data.batch_size / trained.seconds : 0.0},
                                {"seconds", trained.seconds}, {"steps_timed", trained.steps_this_run},
                                {"peak_rss_bytes", peak}, {"rss_growth_bytes", base < 0 ? -1 : peak - base}});
       }
@@ -208,9 +208,9 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       e.data_root = spec.data_root;
       e.format = spec.format;
       e.split = spec.eval_split;
-      e.sampler = spec.recipe.eval_sampler;
-      e.frames = spec.recipe.frames;
-      e.stride = spec.recipe.stride;
+      e.sampler = spec.recipe.data.eval_sampler;
+      e.frames = spec.recipe.data.frames;
+      e.stride = spec.recipe.data.stride;
       e.last_frame = e.routing = true;
       e.report = (dir / "eval.json").string();
       const auto evaluated = run_eval(e, progress, cancel);

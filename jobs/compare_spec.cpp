@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "jobs/run_record.h"
 #include "models/accounting.h"
 #include "models/config_locator.h"
 #include "blocks/channel_mixer.h"
@@ -170,21 +171,14 @@ CompareSpec load_compare_spec(const std::string& path) {
   if (j.contains("recipe")) {
     const auto& r = j["recipe"];
     only_fields(r, {"steps", "batch_size", "frames", "stride", "sampler", "eval_sampler", "flip", "workers"}, where + ": recipe");
-    s.recipe.steps = r.value("steps", s.recipe.steps);
-    s.recipe.batch_size = r.value("batch_size", s.recipe.batch_size);
-    s.recipe.frames = r.value("frames", s.recipe.frames);
-    s.recipe.stride = r.value("stride", s.recipe.stride);
-    s.recipe.sampler = r.value("sampler", s.recipe.sampler);
-    s.recipe.eval_sampler = r.value("eval_sampler", s.recipe.eval_sampler);
-    s.recipe.flip = r.value("flip", s.recipe.flip);
-    s.recipe.workers = r.value("workers", s.recipe.workers);
-    if (s.recipe.steps < 1 || s.recipe.batch_size < 1) fail(where, "recipe.steps and recipe.batch_size must be >= 1");
-    if (s.recipe.sampler != "random" && s.recipe.sampler != "segments")
-      fail(where, "recipe.sampler: expected random or segments, got '" + s.recipe.sampler + "'");
-    if (s.recipe.eval_sampler != "center" && s.recipe.eval_sampler != "segments")
-      fail(where, "recipe.eval_sampler: expected center or segments, got '" + s.recipe.eval_sampler + "'");
-    if (s.recipe.flip != "none" && s.recipe.flip != "plain" && s.recipe.flip != "mirror")
-      fail(where, "recipe.flip: expected none, plain or mirror, got '" + s.recipe.flip + "'");
+    if (r.contains("steps")) {
+      if (!r["steps"].is_number_integer() || r["steps"].get<int64_t>() < 1)
+        fail(where, "recipe.steps: must be an integer >= 1, got " + r["steps"].dump());
+      s.recipe.steps = r["steps"].get<int64_t>();
+    }
+    nlohmann::json loader = r;  // the loader fields are the train job's data options, checked by its table
+    loader.erase("steps");
+    s.recipe.data = data_recipe_from_json(loader, where, s.recipe.data, "recipe.");
   }
   if (j.contains("quick")) {
     only_fields(j["quick"], {"steps", "batch_size", "train_clips", "validation_clips"}, where + ": quick");
@@ -302,7 +296,7 @@ void resolve_arms(CompareSpec& spec) {
         auto eval = [&](int64_t x) {
           if (auto it = probed.find(x); it != probed.end()) return it->second;
           *slot = x;
-          return probed[x] = cost_of(arm_cost(parse_arm(cfg, where), spec.recipe.frames), m.what);
+          return probed[x] = cost_of(arm_cost(parse_arm(cfg, where), spec.recipe.data.frames), m.what);
         };
         // The cost grows with the field: bisect for the value whose cost is closest to the target.
         auto value_at = [&](int64_t i) { return m.square ? i * i : i; };
@@ -334,7 +328,7 @@ void resolve_arms(CompareSpec& spec) {
       }
       a.config = parse_arm(cfg, where);
       a.config_json = config_to_json(a.config);
-      a.cost = arm_cost(a.config, spec.recipe.frames);
+      a.cost = arm_cost(a.config, spec.recipe.data.frames);
       done.insert(a.name);
     }
   }

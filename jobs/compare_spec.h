@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "jobs/run_record.h"
 #include "models/config.h"
 
 namespace trecvit {
@@ -41,10 +42,16 @@ struct Arm {
   std::string matching;    // what was held equal, computed: "params_total = 1.000x mlp (...)"
 };
 
+// The spec's "recipe": the steps, and the train job's data options (only batch_size, frames,
+// stride, sampler, eval_sampler, flip and workers; defaults: 16 clips, segment sampling).
 struct CompareRecipe {
-  int64_t steps = 1000, batch_size = 16, frames = 0, stride = 1;
-  std::string sampler = "segments", eval_sampler = "segments", flip = "none";
-  int workers = 2;
+  int64_t steps = 1000;
+  DataRecipe data = [] {
+    DataRecipe d;
+    d.batch_size = 16;
+    d.sampler = d.eval_sampler = "segments";
+    return d;
+  }();
 };
 
 struct CompareSpec {

@@ -34,12 +34,13 @@ std::vector<FieldInfo> data_recipe_fields() { return data_table().infos(); }
 
 nlohmann::json data_recipe_to_json(const DataRecipe& d) { return data_table().write(d); }
 
-DataRecipe data_recipe_from_json(const nlohmann::json& j, const std::string& source) {
-  DataRecipe d;
+DataRecipe data_recipe_from_json(const nlohmann::json& j, const std::string& source, DataRecipe base,
+                                 const std::string& prefix) {
+  DataRecipe d = std::move(base);
   try {
     data_table().read(d, j, "the data options");
   } catch (const FieldError& e) {
-    throw ConfigError(source + ": field 'data." + e.field + "': " + e.reason);
+    throw ConfigError(source + ": field '" + prefix + e.field + "': " + e.reason);
   }
   return d;
 }

@@ -31,8 +31,10 @@ struct DataRecipe {
 
 std::vector<FieldInfo> data_recipe_fields();  // for the generated docs
 nlohmann::json data_recipe_to_json(const DataRecipe& d);
-// Throws ConfigError "SOURCE: field 'F': why" on unknown fields and bad values.
-DataRecipe data_recipe_from_json(const nlohmann::json& j, const std::string& source);
+// The fields of `j` over `base`. Throws ConfigError "SOURCE: field 'PREFIX F': why" on unknown
+// fields and bad values.
+DataRecipe data_recipe_from_json(const nlohmann::json& j, const std::string& source, DataRecipe base = {},
+                                 const std::string& prefix = "data.");
 
 struct RunRecord {
   nlohmann::json model;   // the model config, every field (config_to_json)
