@@ -3,6 +3,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "apps/distributed.h"
 #include "apps/progress.h"
 #include "jobs/compare_job.h"
 #include "video_io/error.h"
@@ -34,6 +35,7 @@ void add_compare_command(CLI::App& app, Global& g) {
                    a.matching.empty() ? "" : "\n  held equal: " + a.matching);
       return;
     }
+    join_group(g, "compare", false);  // refuses WORLD_SIZE > 1 with a clear error
     const auto r = run_compare(job, make_printer(g.log_format), &install_stop_signals());
     close_progress_line();
     if (g.log_format == LogFormat::kText) {

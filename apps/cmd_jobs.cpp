@@ -3,6 +3,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "apps/distributed.h"
 #include "apps/progress.h"
 #include "jobs/jobs.h"
 #include "jobs/run_report.h"
@@ -17,6 +18,12 @@ extern "C" {
 
 namespace trecvit::cli {
 namespace {
+
+// Rank 0's progress as usual; the other data-parallel ranks report only their problems.
+ProgressSink rank_printer(const Global& g, const std::shared_ptr<dist::Group>& group, bool problems_only = false) {
+  if (group && group->rank() != 0) return make_printer(g.log_format, true);
+  return make_printer(g.log_format, problems_only);
+}
 
 void print_stats(const char* what, const nlohmann::json& s, bool last) {
   fmt::print("{} {}/{}/{}{}", what, s["min"].get<int64_t>(), s["median"].get<int64_t>(), s["max"].get<int64_t>(),
@@ -183,8 +190,10 @@ void add_train_command(CLI::App& app, Global& g) {
     for (const auto& [flag, value] : flags)
       if (cmd->count(flag)) job.set(keys.at(flag), value(), std::string(flag) + " " + value().dump());
     for (const auto& s : sets) job.settings.push_back(parse_setting(s, "--set " + s));
-    const auto r = run_train(job, make_printer(g.log_format), &install_stop_signals());
+    job.group = join_group(g, "train");
+    const auto r = run_train(job, rank_printer(g, job.group), &install_stop_signals());
     close_progress_line();
+    if (job.group && job.group->rank() != 0) return;  // rank 0 speaks for the group
     if (g.log_format == LogFormat::kText) {
       fmt::print("trained to step {} ({} steps in this run, {:.1f} s); {} samples skipped\n", r.steps, r.steps_this_run,
                  r.seconds, r.skipped);
@@ -216,8 +225,10 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_flag("--routing", job.routing, "add the sparse mixers' routing health per layer to the report");
     cmd->callback([&g] {
       // --json keeps stdout for the report alone.
-      const auto r = run_eval(job, make_printer(g.log_format, json), &install_stop_signals());
+      job.group = join_group(g, "eval");
+      const auto r = run_eval(job, rank_printer(g, job.group, json), &install_stop_signals());
       close_progress_line();
+      if (job.group && job.group->rank() != 0) return;
       if (json) fmt::print("{}\n", dump(r.report));
       else print_result(g.log_format, "eval", r.to_json());
       if (r.stopped) {
@@ -251,6 +262,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: train and evaluate on frame-shuffled clips");
     cmd->callback([&g] {
       job.threads = g.threads;
+      join_group(g, "demo", false);
       const auto r = run_demo(job, make_printer(g.log_format), &install_stop_signals());
       close_progress_line();
       if (g.log_format == LogFormat::kText) {

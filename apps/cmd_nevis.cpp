@@ -5,6 +5,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "apps/distributed.h"
 #include "apps/progress.h"
 #include "datasets/nevis_build.h"
 #include "jobs/nevis_job.h"
@@ -61,6 +62,7 @@ void add_run(CLI::App* nevis, Global& g) {
       throw CLI::ValidationError("--data", "needed for the '" + job.stream + "' stream (only 'debian' has embedded data)");
     job.model_config = find_config(job.model_config);
     if (job.train_config.empty()) job.train_config = train_config_beside(job.model_config);
+    join_group(g, "nevis run", false);  // refuses WORLD_SIZE > 1 with a clear error
     const auto r = run_nevis(job, make_printer(g.log_format), &install_stop_signals());
     close_progress_line();
     if (g.log_format == LogFormat::kText) {

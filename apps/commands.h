@@ -11,6 +11,7 @@ namespace trecvit::cli {
 struct Global {
   int threads = 0;  // 0: all cores
   LogFormat log_format = LogFormat::kText;
+  double dist_timeout_s = 300;  // data parallelism: a collective that takes longer fails
 };
 
 void add_model_commands(CLI::App& app, Global& g);  // info, init, import, export, predict, synth-clip

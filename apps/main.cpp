@@ -5,6 +5,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "apps/distributed.h"
 #include "apps/progress.h"
 #include "blocks/runtime.h"
 
@@ -19,7 +20,7 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();  // every --help shows the defaults
   app.set_version_flag("--version", std::string("trecvit ") + TRECVIT_VERSION + " (LibTorch " TORCH_VERSION ")");
   trecvit::cli::Global g;
-  trecvit::configure_runtime(0);
+  trecvit::configure_runtime(trecvit::cli::default_threads());
   if (trecvit::reference_blas_in_use())
     std::cerr << "\n*** trecvit WARNING: LibTorch is using the reference BLAS (" << trecvit::runtime_info().blas_path
               << ").\n*** Matrix products will run ~14x slower. Install OpenBLAS:"
@@ -39,9 +40,14 @@ int main(int argc, char** argv) {
       ->check(trecvit::cli::one_of({"text", "json"}))
       ->default_str("text")
       ->group("Runtime");
+  app.add_option("--dist-timeout", g.dist_timeout_s,
+                 "data-parallel ranks (WORLD_SIZE > 1): seconds before a collective that does not complete fails, naming the lost rank")
+      ->check(trecvit::cli::between(1, 86400))
+      ->group("Runtime");
   app.fallthrough();  // runtime options may follow the subcommand
   trecvit::cli::add_model_commands(app, g);
   trecvit::cli::add_bench_command(app, g);
+  trecvit::cli::add_launch_command(app, g);
 #ifdef TRECVIT_WITH_VIDEO
   trecvit::cli::add_video_commands(app, g);
 #endif

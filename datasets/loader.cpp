@@ -41,10 +41,9 @@ VideoLoader::VideoLoader(DatasetSplit split, LoaderOptions options) : split_(std
   if (opt_.batch_size <= 0 || opt_.workers <= 0 || opt_.prefetch <= 0 || opt_.world <= 0 || opt_.rank < 0 ||
       opt_.rank >= opt_.world)
     throw DatasetError("loader: batch_size, workers, prefetch and world must be > 0 and rank in [0, world)");
-  for (int64_t i = opt_.rank; i < static_cast<int64_t>(split_.items.size()); i += opt_.world) shard_.push_back(i);
-  if (static_cast<int64_t>(shard_.size()) < opt_.batch_size)
-    throw DatasetError("loader: " + std::to_string(shard_.size()) + " samples on this rank, fewer than one batch of " +
-                       std::to_string(opt_.batch_size));
+  if (static_cast<int64_t>(split_.items.size()) < opt_.batch_size * opt_.world)
+    throw DatasetError("loader: " + std::to_string(split_.items.size()) + " samples, fewer than one batch of " +
+                       std::to_string(opt_.batch_size) + (opt_.world > 1 ? " on each of " + std::to_string(opt_.world) + " ranks" : ""));
   for (auto& it : split_.items)
     if (it.label < 0) throw DatasetError("loader: " + it.path + " has no label (a test split cannot be trained on)");
   start();
@@ -52,15 +51,29 @@ VideoLoader::VideoLoader(DatasetSplit split, LoaderOptions options) : split_(std
 
 VideoLoader::~VideoLoader() { stop(); }
 
-int64_t VideoLoader::batches_per_epoch() const { return static_cast<int64_t>(shard_.size()) / opt_.batch_size; }
+// The remainder that does not fill a batch on every rank is dropped, the same on every rank.
+int64_t VideoLoader::batches_per_epoch() const {
+  return static_cast<int64_t>(split_.items.size()) / (opt_.batch_size * opt_.world);
+}
 
-std::vector<int64_t> VideoLoader::epoch_order(int64_t epoch) const {
-  std::vector<int64_t> order = shard_;
+// The whole split shuffled with the shared seed, then dealt out: this rank's k-th sample is
+// global position k * world + rank (PyTorch's DistributedSampler). Batch i on every rank
+// together is global batch i of one process with world x the batch size.
+std::vector<int64_t> VideoLoader::global_order(int64_t epoch) const {
+  std::vector<int64_t> order(split_.items.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
   if (opt_.shuffle) {
     std::mt19937_64 rng(opt_.seed * 7919 + static_cast<uint64_t>(epoch));
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
   }
   return order;
+}
+
+std::vector<int64_t> VideoLoader::epoch_order(int64_t epoch) const {
+  const auto all = global_order(epoch);
+  std::vector<int64_t> mine;
+  for (size_t k = static_cast<size_t>(opt_.rank); k < all.size(); k += static_cast<size_t>(opt_.world)) mine.push_back(all[k]);
+  return mine;
 }
 
 LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
@@ -73,9 +86,11 @@ LoadedBatch VideoLoader::make_batch(int64_t epoch, int64_t batch) {
     if (failures_in_a_row >= static_cast<int64_t>(order.size()))
       throw DatasetError("loader: no sample of this split could be decoded");
     const auto& item = split_.items[order[pos % order.size()]];
-    // The sample's randomness depends only on (seed, epoch, position): thread timing cannot change it.
+    // The sample's randomness depends only on (seed, epoch, global position): neither thread
+    // timing nor the number of ranks can change it.
+    const uint64_t global = static_cast<uint64_t>(pos) * static_cast<uint64_t>(opt_.world) + static_cast<uint64_t>(opt_.rank);
     std::mt19937_64 rng(opt_.seed ^ (static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL) ^
-                        (static_cast<uint64_t>(pos) * 0xBF58476D1CE4E5B9ULL));
+                        (global * 0xBF58476D1CE4E5B9ULL));
     ++pos;
     try {
       auto clip = load_clip(item, opt_, rng);

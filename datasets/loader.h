@@ -34,7 +34,7 @@ struct LoaderOptions {
   int64_t prefetch = 4;               // batches decoded ahead
   bool shuffle = true;
   uint64_t seed = 0;
-  int64_t rank = 0, world = 1;        // sharding
+  int64_t rank = 0, world = 1;        // data parallelism: this rank's share of each global batch
   int decoder_threads = 1;
 };
 
@@ -70,12 +70,12 @@ class VideoLoader {
   void start();
   void stop();
   void work();
-  std::vector<int64_t> epoch_order(int64_t epoch) const;
+  std::vector<int64_t> global_order(int64_t epoch) const;
+  std::vector<int64_t> epoch_order(int64_t epoch) const;  // this rank's samples, in order
   LoadedBatch make_batch(int64_t epoch, int64_t batch);
 
   DatasetSplit split_;
   LoaderOptions opt_;
-  std::vector<int64_t> shard_;  // this rank's item indices
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::pair<int64_t, int64_t>, LoadedBatch> ready_;

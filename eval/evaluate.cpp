@@ -19,6 +19,19 @@ void ClassificationMetrics::add(const torch::Tensor& logits, const torch::Tensor
   confusion_.view(-1).index_add_(0, l * num_classes_ + pred, torch::ones_like(l));
 }
 
+torch::Tensor ClassificationMetrics::counts() const {
+  return torch::cat({torch::tensor({count_, top1_, top5_}, torch::kLong), confusion_.reshape(-1)});
+}
+
+void ClassificationMetrics::set_counts(const torch::Tensor& c) {
+  TORCH_CHECK(c.numel() == 3 + num_classes_ * num_classes_, "metrics: counts of another class count");
+  auto t = c.to(torch::kLong).contiguous();
+  count_ = t[0].item<int64_t>();
+  top1_ = t[1].item<int64_t>();
+  top5_ = t[2].item<int64_t>();
+  confusion_ = t.narrow(0, 3, num_classes_ * num_classes_).reshape({num_classes_, num_classes_}).clone();
+}
+
 double ClassificationMetrics::top1() const { return count_ ? double(top1_) / count_ : 0.0; }
 double ClassificationMetrics::top5() const { return count_ ? double(top5_) / count_ : 0.0; }
 

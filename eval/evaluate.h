@@ -36,6 +36,10 @@ class ClassificationMetrics {
   std::vector<double> per_class_accuracy() const;  // NaN-free: classes never seen report -1
   const torch::Tensor& confusion() const { return confusion_; }  // [true, predicted] counts
   nlohmann::json to_json(const std::vector<std::string>& class_names = {}) const;
+  // Every count as one int64 tensor [count, top1, top5, confusion...]: summed across ranks, a
+  // sharded evaluation's exact totals (set_counts takes the sum back).
+  torch::Tensor counts() const;
+  void set_counts(const torch::Tensor& counts);
 
  private:
   int64_t num_classes_, count_ = 0, top1_ = 0, top5_ = 0;

@@ -93,6 +93,24 @@ class ViewsSource : public EvalSource {
 
 }  // namespace
 
+data::DatasetSplit rank_share(const data::DatasetSplit& split, const dist::Group* group) {
+  if (!group || group->world() == 1) return split;
+  data::DatasetSplit share = split;
+  share.items.clear();
+  for (size_t i = static_cast<size_t>(group->rank()); i < split.items.size(); i += static_cast<size_t>(group->world()))
+    share.items.push_back(split.items[i]);
+  return share;
+}
+
+void reduce_metrics(dist::Group* group, ClassificationMetrics& metrics, int64_t* skipped) {
+  if (!group || group->world() == 1) return;
+  auto counts = metrics.counts();
+  if (skipped) counts = torch::cat({counts, torch::tensor({*skipped}, torch::kLong)});
+  group->allreduce_sum(counts);
+  if (skipped) *skipped = counts[-1].item<int64_t>(), counts = counts.narrow(0, 0, counts.numel() - 1);
+  metrics.set_counts(counts);
+}
+
 std::unique_ptr<EvalSource> make_views_source(const data::DatasetSplit& split, const data::ViewSpec& spec,
                                               bool shuffle_frames, const Reporter& report, const CancelToken* cancel,
                                               int64_t workers) {
@@ -103,7 +121,8 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   const Reporter report(progress, "eval");
   auto model = load_checkpoint(job.checkpoint);
   const auto& cfg = model->config();
-  auto split = data::load_dataset(job.format, job.data_root, job.split);
+  const auto full = data::load_dataset(job.format, job.data_root, job.split);
+  const auto split = rank_share(full, job.group.get());
   const auto [tv, sv] = parse_views(job.views);
   data::ViewSpec spec;
   spec.clip.frames = job.frames > 0 ? job.frames : cfg.num_frames;
@@ -119,8 +138,12 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   ClassificationMetrics last(cfg.num_classes);
   if (job.routing) model->collect_routing_stats(true);
   auto metrics = evaluate(*model, source, job.last_frame ? &last : nullptr);
+  int64_t skipped = source.skipped();
+  reduce_metrics(job.group.get(), metrics, &skipped);
+  if (job.last_frame) reduce_metrics(job.group.get(), last);
   EvalResult r;
   r.report = metrics.to_json(split.class_names);
+  if (job.group && job.group->world() > 1) r.report["world_size"] = job.group->world();
   if (job.last_frame) r.report["last_frame"] = {{"top1", last.top1()}, {"top5", last.top5()}};
   if (job.routing) {
     nlohmann::json routing = nlohmann::json::object();
@@ -135,13 +158,14 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   r.report["checkpoint"] = job.checkpoint;
   r.report["split"] = job.split;
   r.report["views"] = job.views;
-  r.report["skipped"] = r.skipped = source.skipped();
-  r.report["missing"] = r.missing = static_cast<int64_t>(split.missing.size());
+  r.report["skipped"] = r.skipped = skipped;
+  r.report["missing"] = r.missing = static_cast<int64_t>(full.missing.size());
   r.report["stopped"] = r.stopped = cancelled(cancel);
   r.count = metrics.count();
   r.top1 = metrics.top1();
   r.top5 = metrics.top5();
-  if (!job.report.empty()) std::ofstream(job.report) << r.report.dump(2) << "\n";
+  const bool lead = !job.group || job.group->rank() == 0;
+  if (!job.report.empty() && lead) std::ofstream(job.report) << r.report.dump(2) << "\n";
   report(EventKind::kEval, {{"checkpoint", job.checkpoint}, {"split", job.split}, {"count", r.count},
                             {"top1", r.top1}, {"top5", r.top5}, {"views", job.views}, {"skipped", r.skipped},
                             {"missing", r.missing}, {"stopped", r.stopped}});

@@ -7,6 +7,7 @@
 #include "datasets/views.h"
 #include "eval/evaluate.h"
 #include "jobs/progress.h"
+#include "train/distributed.h"
 
 namespace trecvit {
 
@@ -18,6 +19,9 @@ struct EvalJob {
   bool last_frame = false;  // also the last-frame readout: report["last_frame"] = {"top1", "top5"}
   bool routing = false;     // the sparse mixers' routing health: report["routing"] = {layer: summary}
   int64_t workers = 2;      // videos decoded in parallel
+  // Data parallelism: each rank evaluates every world-th video and the counts are summed exactly;
+  // rank 0 writes the report. Null: one process.
+  std::shared_ptr<dist::Group> group;
 };
 
 struct EvalResult {
@@ -30,6 +34,11 @@ struct EvalResult {
 
 // Writes the report to job.report when set (a cancelled run's report says "stopped": true).
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress = {}, const CancelToken* cancel = nullptr);
+
+// This rank's share of a split: every world-th item, starting at its rank.
+data::DatasetSplit rank_share(const data::DatasetSplit& split, const dist::Group* group);
+// Sums a sharded evaluation's counts (and `skipped`) across the group: the exact totals.
+void reduce_metrics(dist::Group* group, ClassificationMetrics& metrics, int64_t* skipped = nullptr);
 
 // Every video of a split as its views, in the split's order (`workers` decoding ahead;
 // unreadable ones reported through `report` and counted): what `eval` and the trainer's

@@ -14,6 +14,7 @@
 #include "jobs/video_source.h"
 #include "models/checkpoint.h"
 #include "models/pretrained.h"
+#include "blocks/channel_mixer.h"
 #include "train/trainer.h"
 
 namespace trecvit {
@@ -230,18 +231,34 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     again.recipe = (fs::path(job.out_dir) / "run.json").string();
     again.out_dir = job.out_dir;
     again.sample_log = job.sample_log;
+    again.group = job.group;
     for (const auto& s : job.settings)
       if (s.key == "data.workers") again.settings.push_back(s);
     return run_train(again, progress, cancel);
   }
   TRecViT pretrained{nullptr};
   data::DatasetSplit split;
-  const RunRecord rec = job.resume ? resume_record(job, report) : fresh_record(job, pretrained, split, report);
+  RunRecord rec = job.resume ? resume_record(job, report) : fresh_record(job, pretrained, split, report);
+  const int64_t world = job.group ? job.group->world() : 1, rank = job.group ? job.group->rank() : 0;
+  const bool lead = rank == 0;  // writes the run folder
+  if (!job.resume) rec.world_size = world;
+  if (rec.world_size != world)
+    throw ConfigError(job.out_dir + ": the run was recorded with world_size " + std::to_string(rec.world_size) +
+                      " (a global batch of " + std::to_string(rec.world_size * rec.data.batch_size) + " clips); resume it with " +
+                      std::to_string(rec.world_size) + " ranks, not " + std::to_string(world));
   const DataRecipe& d = rec.data;
   const TRecViTConfig cfg = config_from_json(rec.model, "run record");
+  if (world > 1)  // batch statistics would differ per rank: refused rather than silently unsynchronised
+    for (int64_t layer = 0; layer < cfg.depth; ++layer) {
+      const auto mixer = resolve_channel_mixer(cfg.mixer_for_layer(layer), {cfg.width, cfg.mlp_dim}).to_json();
+      if (mixer.value("query_norm", std::string()) == "batch")
+        throw ConfigError("model config: layer " + std::to_string(layer) + "'s " + mixer.value("type", std::string("mixer")) +
+                          " normalises its queries with batch statistics (query_norm \"batch\"), which data-parallel "
+                          "training does not synchronise; use query_norm \"layer\" (causal-safe too)");
+    }
   TrainOptions topt = rec.train;
   topt.out_dir = job.out_dir;
-  if (!job.resume) {
+  if (!job.resume && lead) {
     // Metrics of a run that died before its first checkpoint describe nothing resumable.
     fs::remove(fs::path(job.out_dir) / "metrics.jsonl");
     if (!job.sample_log.empty()) fs::remove(job.sample_log);
@@ -265,12 +282,14 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   lo.batch_size = d.batch_size;
   lo.workers = static_cast<int>(d.workers);
   lo.seed = topt.seed;
+  lo.rank = rank;
+  lo.world = world;
   lo.shuffle_frames = d.shuffle_frames;
   lo.horizontal_flip = d.flip != "none";
   if (d.flip == "mirror") lo.flip_label_map = data::mirror_label_map(split.class_names);
   lo.color_jitter = d.color_jitter;
   data::VideoLoader loader(split, lo);
-  LoaderBatchSource source(loader, job.sample_log);
+  LoaderBatchSource source(loader, lead ? job.sample_log : std::string());
   torch::manual_seed(topt.seed);
   const bool reset_head = rec.init.is_object() && rec.init.value("reset_head", false);
   const std::string freeze = rec.init.is_object() ? rec.init.value("freeze", std::string("none")) : "none";
@@ -281,11 +300,19 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     for (auto& p : model->named_parameters())
       if (p.key().rfind("cls_head.", 0) != 0) p.value().set_requires_grad(false);
   model->set_class_names(split.class_names);  // every checkpoint of the run carries them
+  if (job.group) dist::broadcast_module(*job.group, *model);  // rank 0's initial weights everywhere
   Trainer trainer{model, topt, source};
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (job.group) {
+    reducer = std::make_unique<dist::GradientReducer>(job.group, model->parameters());
+    trainer.set_step_sync(reducer.get());
+  }
   data::DatasetSplit validation;
   if (topt.eval_every > 0) {
     validation = data::load_dataset(d.format, d.root, d.validation_split);
-    if (validation.items.empty())
+    const size_t validation_total = validation.items.size();
+    validation = rank_share(validation, job.group.get());
+    if (validation_total == 0)
       throw ConfigError("eval_every is " + std::to_string(topt.eval_every) + " but the " + d.validation_split +
                         " split of " + d.root + " is empty");
     data::ViewSpec spec;
@@ -295,12 +322,14 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     spec.size = cfg.image_height;
     trainer.set_validator([&, spec](TRecViTImpl& m) {
       auto views = make_views_source(validation, spec, d.shuffle_frames, report, cancel, d.workers);
-      const auto metrics = evaluate(m, *views);
+      auto metrics = evaluate(m, *views);
+      int64_t skipped = views->skipped();
+      reduce_metrics(job.group.get(), metrics, &skipped);
       nlohmann::json r = {{"split", d.validation_split}, {"count", metrics.count()}, {"top1", metrics.top1()},
-                          {"top5", metrics.top5()}, {"skipped", views->skipped()}};
+                          {"top5", metrics.top5()}, {"skipped", skipped}};
       report(EventKind::kEval, {{"split", d.validation_split + " at step " + std::to_string(trainer.global_step())},
                                 {"count", metrics.count()}, {"top1", metrics.top1()}, {"top5", metrics.top5()},
-                                {"skipped", views->skipped()}});
+                                {"skipped", skipped}});
       return r;
     });
   }
@@ -349,7 +378,7 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     out.best_step = trainer.best_step();
   }
   out.stopped = out.steps < topt.steps && cancelled(cancel);
-  if (auto ema = trainer.eval_model(); ema.ptr() != trainer.model().ptr()) {
+  if (auto ema = trainer.eval_model(); ema.ptr() != trainer.model().ptr() && lead) {
     out.ema_checkpoint = job.out_dir + "/ema.pt";
     save_checkpoint(*ema, out.ema_checkpoint);
   }

@@ -13,6 +13,7 @@
 #include "jobs/progress.h"
 #include "jobs/run_record.h"
 #include "jobs/settings.h"
+#include "train/distributed.h"
 
 namespace trecvit {
 
@@ -29,6 +30,9 @@ struct TrainJob {
   bool reset_head = false;
   std::string freeze = "none";
   std::string sample_log;    // append each batch's sample ids as a line to this file ("": none)
+  // Data parallelism: every rank calls run_train with the same job and its group. data.batch_size
+  // is per rank; rank 0 alone writes the run folder. Null: one process.
+  std::shared_ptr<dist::Group> group;
 
   // Appends a setting ("data.batch_size", 16); origin names it in errors (default: the key).
   TrainJob& set(const std::string& key, nlohmann::json value, std::string origin = "");

@@ -18,6 +18,7 @@ pkgs=(
   libjemalloc-dev                       # retaining allocator linked into the binaries
   nlohmann-json3-dev libcli11-dev libfmt-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgloo-dev                           # Gloo's headers: LibTorch's c10d ProcessGroupGloo for data-parallel training
 )
 if [ "$video" = 1 ]; then
   pkgs+=(ffmpeg libavformat-dev libavcodec-dev libswscale-dev libavutil-dev

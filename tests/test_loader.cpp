@@ -1,5 +1,7 @@
 // The threaded loader on real (ffmpeg-generated) videos: fixed batch shapes when a video is
-// corrupt (skipped, counted, replaced), the same batches for the same seed, disjoint shards.
+// corrupt (skipped, counted, replaced), the same batches for the same seed, ranks dealt one
+// global shuffle.
+#include <set>
 #include <filesystem>
 #include <fstream>
 
@@ -77,21 +79,53 @@ TEST(Loader, SameSeedSameBatchesAndResumablePosition) {
   EXPECT_TRUE(torch::equal(d.next().frames, first[1]));
 }
 
-TEST(Loader, ShardsAreDisjointAndBadOptionsAreErrors) {
+// PyTorch's DistributedSampler: the whole split reshuffled each epoch with the shared seed, then
+// dealt out; rank r's batch i together with the other ranks' is batch i of one process with
+// world x the batch size (same samples, same augmentation), and the remainder is dropped alike.
+TEST(Loader, RanksSplitOneGlobalShuffleEachEpoch) {
   auto split = load_folder(make_folder_dataset());
+  split.items.erase(split.items.begin() + 1);  // the corrupt one: a replacement comes from the rank's own samples
+  const auto item = split.items[0];
+  split.items.push_back(item);  // 5 readable samples
   auto o = options();
-  o.batch_size = 2;
+  o.shuffle = true;
+  o.batch_size = 1;
   o.world = 2;
   o.rank = 0;
   VideoLoader r0(split, o);
   o.rank = 1;
   VideoLoader r1(split, o);
-  EXPECT_EQ(r0.batches_per_epoch(), 1);  // 3 items on rank 0, 2 on rank 1
-  EXPECT_EQ(r1.batches_per_epoch(), 1);
+  o.world = 1;
+  o.rank = 0;
+  o.batch_size = 2;
+  VideoLoader one(split, o);
+  EXPECT_EQ(r0.batches_per_epoch(), 2);  // 4 of the 5 per epoch: the fifth is dropped on both
+  EXPECT_EQ(r1.batches_per_epoch(), 2);
+  std::vector<std::vector<int64_t>> epochs;
+  for (int e = 0; e < 3; ++e) {
+    std::vector<int64_t> seen;
+    for (int b = 0; b < 2; ++b) {
+      auto a = r0.next(), c = r1.next(), both = one.next();
+      std::vector<int64_t> ranks = {a.ids[0], c.ids[0]};
+      EXPECT_EQ(ranks, both.ids) << "epoch " << e << " batch " << b;
+      EXPECT_TRUE(torch::equal(torch::cat({a.frames, c.frames}), both.frames)) << "the augmentation follows the sample";
+      seen.insert(seen.end(), ranks.begin(), ranks.end());
+    }
+    std::set<int64_t> distinct(seen.begin(), seen.end());
+    EXPECT_EQ(distinct.size(), 4u) << "each kept sample once per epoch";
+    epochs.push_back(seen);
+  }
+  EXPECT_TRUE(epochs[0] != epochs[1] || epochs[1] != epochs[2]) << "the order changes with the epoch";
+  o.batch_size = 1;
+  o.world = 2;
+  o.rank = 1;
+  VideoLoader again(split, o);  // a resumed rank continues where its position says
+  again.restore(r1.position());
+  auto resumed = again.next();
+  EXPECT_EQ(resumed.ids, r1.next().ids);
   o.rank = 2;
   EXPECT_THROW(VideoLoader(split, o), DatasetError);
   o.rank = 0;
-  o.world = 1;
-  o.batch_size = 9;
+  o.batch_size = 3;  // 6 > 5 samples
   EXPECT_THROW(VideoLoader(split, o), DatasetError);
 }

@@ -114,18 +114,6 @@ class LoopbackServer {
   pid_t pid_ = -1;
 };
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> rows;
   std::ifstream in(path);
@@ -240,7 +228,7 @@ TEST(Stream, LastEmaAndResetEveryReadouts) {
 TEST(Stream, LiveLoopbackSourceReconnectsAndRestartsItsState) {
   const auto dir = video_temp_dir();
   const auto ckpt = tiny_checkpoint(dir);
-  LoopbackServer server(free_port());
+  LoopbackServer server(test::free_port());
   StreamJob job;
   job.checkpoint = ckpt;
   job.sources = {server.url()};
@@ -283,7 +271,7 @@ TEST(Stream, LiveLoopbackSourceReconnectsAndRestartsItsState) {
 TEST(Stream, ALostSourceEndsNonZeroWhileAHealthyOneKeepsPredicting) {
   const auto dir = video_temp_dir();
   const auto ckpt = tiny_checkpoint(dir);
-  LoopbackServer doomed(free_port()), healthy(free_port());
+  LoopbackServer doomed(test::free_port()), healthy(test::free_port());
   const std::string jsonl = dir + "/f.jsonl";
   std::thread killer([&] {
     // Once the doomed source has produced predictions (not at a fixed time: start-up is slow

@@ -1,5 +1,8 @@
 #pragma once
 // Shared helpers for the test suites: deterministic data and finite differences.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -51,6 +54,19 @@ inline int run_command(const std::string& cmd, std::string* output) {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) output->append(buf, n);
   int status = pclose(p);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (the OS's choice for port 0).
+inline int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  close(fd);
+  return ntohs(a.sin_port);
 }
 
 // A fresh temporary directory for one test.

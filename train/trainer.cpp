@@ -109,6 +109,7 @@ StepStats Trainer::step() {
     auto loss = b.targets.defined() ? torch::binary_cross_entropy_with_logits(logits, b.targets)
                                     : torch::nn::functional::cross_entropy(logits, b.labels, ce);
     if (opt_.aux_loss_weight > 0) loss = loss + opt_.aux_loss_weight * model_->aux_loss();  // MoE balancing etc.
+    if (sync_) sync_->before_backward(a + 1 == opt_.accumulate);
     (loss / double(opt_.accumulate)).backward();
     loss_sum += loss.item<double>();
     if (b.targets.defined())  // multi-label: the top class is one of the positives
@@ -116,6 +117,14 @@ StepStats Trainer::step() {
     else
       correct += (logits.argmax(1) == b.labels).sum().item<double>();
     count += b.labels.size(0);
+  }
+  if (sync_) {  // clipping and the logs see every rank's batches
+    sync_->after_backward();
+    std::vector<double> sums = {loss_sum, correct, count};
+    sync_->sum(sums);
+    loss_sum = sums[0] / double(sync_->world());
+    correct = sums[1];
+    count = sums[2];
   }
   if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);
   optimizer_->step();
@@ -140,7 +149,7 @@ StepStats Trainer::step() {
 }
 
 void Trainer::log_metrics(const StepStats& s) {
-  if (opt_.out_dir.empty()) return;
+  if (!writes()) return;
   std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
   f << nlohmann::json{{"step", s.step}, {"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy},
                       {"lr", s.lr}, {"clips_per_s", s.clips_per_s}, {"skipped", data_.skipped()},
@@ -153,7 +162,7 @@ void Trainer::log_metrics(const StepStats& s) {
 // checkpoint) are replayed by the resumed run: drop them so each step appears once. A line cut
 // by the crash goes too.
 void Trainer::truncate_metrics() {
-  if (opt_.out_dir.empty()) return;
+  if (!writes()) return;
   const std::string path = opt_.out_dir + "/metrics.jsonl";
   std::ifstream in(path);
   if (!in) return;
@@ -192,19 +201,19 @@ int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log, const 
     }
     // Validation before the checkpoint of the same step, so the checkpoint knows the best so far.
     if (validate_ && opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || step_ == opt_.steps)) validate_now();
-    if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && !opt_.out_dir.empty()) {
+    if (opt_.checkpoint_every > 0 && step_ % opt_.checkpoint_every == 0 && writes()) {
       save(latest_checkpoint_path());
       keep_last_checkpoints();
     }
   }
-  if (!opt_.out_dir.empty()) save(latest_checkpoint_path());
+  if (writes()) save(latest_checkpoint_path());
   return step_ - start;
 }
 
 void Trainer::validate_now() {
   auto model = eval_model();
   nlohmann::json result = validate_(*model);  // step() puts the model back in training mode
-  if (!opt_.out_dir.empty()) {
+  if (writes()) {
     std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
     f << nlohmann::json{{"step", step_}, {"validation", result}}.dump() << "\n";
   }
@@ -212,7 +221,7 @@ void Trainer::validate_now() {
   if (value > best_value_) {
     best_value_ = value;
     best_step_ = step_;
-    if (!opt_.out_dir.empty()) save_checkpoint(*model, opt_.out_dir + "/best.pt");
+    if (writes()) save_checkpoint(*model, opt_.out_dir + "/best.pt");
   }
 }
 

@@ -44,6 +44,19 @@ TrainOptions load_train_options(const std::string& path);
 // that travels with a model config (the demo's, the NEVIS configs').
 std::string train_config_beside(const std::string& model_config);
 
+// Data parallelism's hooks into a step (train/distributed.h implements them over c10d): the
+// gradients are averaged across ranks after the last micro-batch's backward, before clipping;
+// the logged loss and accuracy cover every rank's batches; only the writer writes files.
+class StepSync {
+ public:
+  virtual ~StepSync() = default;
+  virtual void before_backward(bool last_micro_batch) = 0;  // only the last one communicates
+  virtual void after_backward() = 0;                        // .grad now holds the ranks' average
+  virtual void sum(std::vector<double>& values) = 0;        // in place, across ranks
+  virtual int64_t world() const = 0;
+  virtual bool writer() const = 0;                          // rank 0 writes checkpoints and metrics
+};
+
 struct StepStats {
   int64_t step = 0;       // optimizer steps done
   double epoch = 0;       // fractional epoch
@@ -64,6 +77,8 @@ class Trainer {
   // result is a metrics.jsonl row {"step", "validation": {...}}; the best by best_metric is
   // saved as best.pt (a model checkpoint).
   void set_validator(std::function<nlohmann::json(TRecViTImpl&)> validate) { validate_ = std::move(validate); }
+  // Data-parallel training: `sync` outlives the trainer. Without one, the trainer is alone.
+  void set_step_sync(StepSync* sync) { sync_ = sync; }
   double best_value() const { return best_value_; }
   int64_t best_step() const { return best_step_; }
   // Trains until options.steps or until `cancel` is requested (checked after each step):
@@ -89,6 +104,8 @@ class Trainer {
   void truncate_metrics();
   void validate_now();
   void keep_last_checkpoints();
+  bool writes() const { return !opt_.out_dir.empty() && (!sync_ || sync_->writer()); }
+  StepSync* sync_ = nullptr;
   std::function<nlohmann::json(TRecViTImpl&)> validate_;
   double best_value_ = -1;
   int64_t best_step_ = 0;
