@@ -10,6 +10,7 @@ nlohmann::json bench_decode(const Args& args);
 nlohmann::json bench_peer(const Args& args);
 nlohmann::json bench_loader(const Args& args);
 nlohmann::json bench_nevis(const Args& args);
+nlohmann::json bench_allreduce(const Args& args);
 
 const std::vector<Benchmark>& all_benchmarks() {
   static const std::vector<Benchmark> table = {
@@ -24,6 +25,7 @@ const std::vector<Benchmark>& all_benchmarks() {
       {"loader", "the video loader's clips/s vs the trainer's consumption (small config, 16x112x112, 2 workers)", bench_loader},
       {"nevis", "NEVIS learners x models on the Debian-built stream: per-event top-1, averages, training FLOPs (data=DIR, steps=400, learners=..., models=mlp,peer)", bench_nevis},
 #endif
+      {"allreduce", "Gloo allreduce between ranks over loopback: latency and bus bandwidth, 64 KB - 64 MB (ranks=2)", bench_allreduce},
       {"peer", "PEER vs a naive formulation and dense MLPs (speed, peak memory), plus PKM and MoEs", bench_peer},
   };
   return table;

@@ -91,7 +91,7 @@ TEST(Cli, BadInputsFailWithTheReason) {
 }
 
 TEST(Cli, BenchQuickRuns) {
-  for (auto name : {"scan", "model", "stream", "nevis"}) {
+  for (auto name : {"scan", "model", "stream", "nevis", "allreduce"}) {
     auto j = nlohmann::json::parse(must_run(std::string("bench ") + name + " --quick --repeats 1 --json"));
     EXPECT_EQ(j["benchmark"].get<std::string>(), name);
   }
