@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -71,35 +73,56 @@ int launch(const LaunchOptions& o) {
   sa.sa_handler = on_launch_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
   const int64_t world = o.nproc * o.nnodes;
   std::vector<Rank> ranks(static_cast<size_t>(o.nproc));
+  // Each rank's argv and environment are built before fork: the child only dups and execs.
+  std::vector<std::string> args = {self};
+  args.insert(args.end(), o.command.begin(), o.command.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  auto stop_started = [&](const std::string& why) {
+    for (auto& r : ranks)
+      if (r.pid > 0) kill(r.pid, SIGKILL), waitpid(r.pid, nullptr, 0);
+    throw std::runtime_error("launch: " + why + ": " + std::strerror(errno));
+  };
   for (int64_t i = 0; i < o.nproc; ++i) {
     auto& r = ranks[static_cast<size_t>(i)];
     r.rank = o.node_rank * o.nproc + i;
+    // The variables torchrun sets for each worker.
+    const std::pair<const char*, std::string> vars[] = {
+        {"RANK", std::to_string(r.rank)},          {"LOCAL_RANK", std::to_string(i)},
+        {"WORLD_SIZE", std::to_string(world)},     {"LOCAL_WORLD_SIZE", std::to_string(o.nproc)},
+        {"GROUP_RANK", std::to_string(o.node_rank)}, {"ROLE_RANK", std::to_string(r.rank)},
+        {"ROLE_WORLD_SIZE", std::to_string(world)}, {"MASTER_ADDR", o.master_addr},
+        {"MASTER_PORT", std::to_string(o.master_port)}};
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+      bool replaced = false;
+      for (const auto& [k, v] : vars) replaced |= std::strncmp(*e, k, std::strlen(k)) == 0 && (*e)[std::strlen(k)] == '=';
+      if (!replaced) env.emplace_back(*e);
+    }
+    for (const auto& [k, v] : vars) env.push_back(std::string(k) + "=" + v);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("launch: pipe: ") + std::strerror(errno));
+    if (pipe2(fds, O_CLOEXEC) != 0) stop_started("pipe");
     r.pid = fork();
-    if (r.pid < 0) throw std::runtime_error(std::string("launch: fork: ") + std::strerror(errno));
+    if (r.pid < 0) stop_started("fork");
     if (r.pid == 0) {
+      // Its own process group: a Ctrl-C on the terminal reaches the launcher alone, which
+      // forwards it once (a rank that got it twice would exit without its checkpoint).
+      setpgid(0, 0);
       dup2(fds[1], 1);
       dup2(fds[1], 2);
       signal(SIGINT, SIG_DFL);
       signal(SIGTERM, SIG_DFL);
-      // The variables torchrun sets for each worker.
-      const std::pair<const char*, std::string> vars[] = {
-          {"RANK", std::to_string(r.rank)},          {"LOCAL_RANK", std::to_string(i)},
-          {"WORLD_SIZE", std::to_string(world)},     {"LOCAL_WORLD_SIZE", std::to_string(o.nproc)},
-          {"GROUP_RANK", std::to_string(o.node_rank)}, {"ROLE_RANK", std::to_string(r.rank)},
-          {"ROLE_WORLD_SIZE", std::to_string(world)}, {"MASTER_ADDR", o.master_addr},
-          {"MASTER_PORT", std::to_string(o.master_port)}};
-      for (const auto& [k, v] : vars) setenv(k, v.c_str(), 1);
-      std::vector<char*> argv = {self};
-      for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(self, argv.data());
-      std::fprintf(stderr, "launch: exec %s: %s\n", self, std::strerror(errno));
+      execve(self, argv.data(), envp.data());
       _exit(127);
     }
+    setpgid(r.pid, r.pid);
     close(fds[1]);
     r.out = fds[0];
   }
@@ -116,7 +139,7 @@ int launch(const LaunchOptions& o) {
     std::vector<pollfd> fds;
     for (auto& r : ranks)
       if (r.out >= 0) fds.push_back({r.out, POLLIN, 0});
-    if (!fds.empty()) poll(fds.data(), fds.size(), 100);
+    poll(fds.empty() ? nullptr : fds.data(), fds.size(), 100);  // also the pause when no output is left
     for (auto& r : ranks) {
       if (r.out < 0) continue;
       pollfd p{r.out, POLLIN, 0};

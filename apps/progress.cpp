@@ -1,6 +1,7 @@
 #include "apps/progress.h"
 
 #include <fmt/format.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -39,7 +40,10 @@ void progress_line(std::FILE* out, const std::string& line, bool last) {
     return;
   }
   if (g_open && g_open != out) close_line();
-  fmt::print(out, "\r{}\x1b[K", line);
+  // Cut to the terminal's width: a wrapped line would leave its first rows behind.
+  winsize ws{};
+  const size_t width = ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col - 1 : line.size();
+  fmt::print(out, "\r{}\x1b[K", line.substr(0, width));
   g_open = out;
   if (last) close_line();
 }

@@ -70,9 +70,16 @@ std::vector<int64_t> VideoLoader::global_order(int64_t epoch) const {
 }
 
 std::vector<int64_t> VideoLoader::epoch_order(int64_t epoch) const {
+  {
+    std::lock_guard<std::mutex> lock(order_mu_);  // every batch of an epoch asks: shuffle once
+    if (order_epoch_ == epoch) return order_;
+  }
   const auto all = global_order(epoch);
   std::vector<int64_t> mine;
   for (size_t k = static_cast<size_t>(opt_.rank); k < all.size(); k += static_cast<size_t>(opt_.world)) mine.push_back(all[k]);
+  std::lock_guard<std::mutex> lock(order_mu_);
+  order_epoch_ = epoch;
+  order_ = mine;
   return mine;
 }
 

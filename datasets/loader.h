@@ -77,6 +77,9 @@ class VideoLoader {
   DatasetSplit split_;
   LoaderOptions opt_;
   mutable std::mutex mu_;
+  mutable std::mutex order_mu_;  // the last epoch_order, shared by the workers
+  mutable int64_t order_epoch_ = -1;
+  mutable std::vector<int64_t> order_;
   std::condition_variable cv_;
   std::map<std::pair<int64_t, int64_t>, LoadedBatch> ready_;
   int64_t next_epoch_ = 0, next_batch_ = 0;    // what workers take next

@@ -130,6 +130,17 @@ TEST(Distributed, AKilledRankFailsTheOtherInBoundedTimeAndTheRunResumes) {
   std::string out;
   EXPECT_NE(test::run_command(kBin + " --threads 1 train --resume " + cut, &out), 0);
   EXPECT_NE(out.find("recorded with world_size 2"), std::string::npos) << out;
+
+  // One SIGINT to `trecvit launch`: forwarded once, the ranks agree on the step to stop after,
+  // and rank 0 writes the checkpoint; the launcher exits 0.
+  const std::string stopped = base + "/stopped";
+  ASSERT_EQ(test::run_command("bash -c '" + kBin + " launch --nproc-per-node 2 --master-port " + std::to_string(test::free_port()) +
+                                  " -- " + train_args(stopped, 2, "--set train.steps=100000") + " > " + base + "/int-log 2>&1 & p=$!; "
+                                  "for i in $(seq 3000); do [ $(grep -c loss " + stopped + "/metrics.jsonl 2>/dev/null || echo 0) -ge 2 ] && break; "
+                                  "sleep 0.01; done; kill -INT $p; wait $p; echo rc=$?'", &out), 0);
+  EXPECT_NE(out.find("rc=0"), std::string::npos) << out << read(base + "/int-log");
+  EXPECT_NE(read(base + "/int-log").find("[rank 0] stopped by signal"), std::string::npos) << read(base + "/int-log");
+  EXPECT_TRUE(fs::exists(stopped + "/checkpoint.pt"));
 }
 
 TEST(Distributed, ShardedEvaluationCountsExactlyAndRefusalsAreClear) {

@@ -112,13 +112,15 @@ class GlooGroup : public Group {
   }
   int64_t allreduce_sum_async(torch::Tensor t) override {
     std::vector<torch::Tensor> v = {t};
-    pending_.push_back(pg_->allreduce(v));
-    return static_cast<int64_t>(pending_.size()) - 1;
+    pending_[next_handle_] = pg_->allreduce(v);
+    return next_handle_++;
   }
   void wait(int64_t handle) override {
-    auto work = pending_.at(static_cast<size_t>(handle));
+    auto it = pending_.find(handle);
+    if (it == pending_.end()) throw DistError("rank " + std::to_string(env_.rank) + ": no pending collective #" + std::to_string(handle));
+    auto work = it->second;
+    pending_.erase(it);
     run("allreduce", [&] { return work; });
-    if (handle + 1 == static_cast<int64_t>(pending_.size())) pending_.clear();
   }
   void barrier() override {
     run("barrier", [&] { return pg_->barrier(); });
@@ -149,21 +151,28 @@ class GlooGroup : public Group {
   }
 
   // A roll call through the store after a failed collective: the ranks that do not answer
-  // within a few seconds are the lost ones.
+  // within 10 s are the lost ones (the others fail soon after their neighbours, and answer).
+  // Rank 0 hosts the store, so it waits for the ranks that answered to finish their roll call.
   std::string lost(int64_t call) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     const std::string prefix = "trecvit/roll/" + std::to_string(call) + "/";
-    std::vector<int64_t> missing;
+    std::vector<int64_t> missing, present;
     try {
-      store_->setTimeout(std::chrono::seconds(5));
+      store_->setTimeout(std::chrono::seconds(10));
       store_->set(prefix + std::to_string(env_.rank), std::vector<uint8_t>{1});
       do {
         missing.clear();
+        present.clear();
         for (int64_t r = 0; r < env_.world; ++r)
-          if (!store_->check({prefix + std::to_string(r)})) missing.push_back(r);
+          (store_->check({prefix + std::to_string(r)}) ? present : missing).push_back(r);
         if (missing.empty()) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       } while (std::chrono::steady_clock::now() < deadline);
+      store_->set(prefix + "done/" + std::to_string(env_.rank), std::vector<uint8_t>{1});
+      if (env_.rank == 0)
+        for (auto r : present)
+          while (!store_->check({prefix + "done/" + std::to_string(r)}) && std::chrono::steady_clock::now() < deadline + std::chrono::seconds(10))
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
     } catch (const std::exception&) {
       return "lost rank 0 (it hosts the rendezvous store at " + env_.master_addr + ":" + std::to_string(env_.master_port) + ")";
     }
@@ -177,7 +186,8 @@ class GlooGroup : public Group {
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
-  std::vector<c10::intrusive_ptr<c10d::Work>> pending_;
+  std::map<int64_t, c10::intrusive_ptr<c10d::Work>> pending_;
+  int64_t next_handle_ = 0;
   int64_t calls_ = 0;
 };
 
@@ -243,11 +253,14 @@ void GradientReducer::ready(size_t param) {
 
 void GradientReducer::launch(Bucket& b) {
   std::vector<torch::Tensor> grads;
+  std::vector<float> had;  // summed too: a gradient no rank has stays undefined, as alone
   for (auto k : b.params) {
     auto& p = params_[k];
     grads.push_back(p.grad().defined() ? p.grad().reshape(-1) : torch::zeros({p.numel()}, p.options()));
+    had.push_back(p.grad().defined() ? 1.f : 0.f);
   }
   b.flat = torch::cat(grads).div_(static_cast<double>(group_->world()));
+  b.flat = torch::cat({b.flat, torch::tensor(had, b.flat.options())});
   b.handle = group_->allreduce_sum_async(b.flat);
 }
 
@@ -258,8 +271,13 @@ void GradientReducer::after_backward() {
   for (auto& b : buckets_) {
     group_->wait(b.handle);
     int64_t at = 0;
-    for (auto k : b.params) {
-      auto& p = params_[k];
+    const auto had = b.flat.narrow(0, b.flat.numel() - static_cast<int64_t>(b.params.size()), static_cast<int64_t>(b.params.size()));
+    for (size_t i = 0; i < b.params.size(); ++i) {
+      auto& p = params_[b.params[i]];
+      if (had[static_cast<int64_t>(i)].item<float>() == 0) {
+        at += p.numel();
+        continue;
+      }
       if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       p.mutable_grad().copy_(b.flat.narrow(0, at, p.numel()).view_as(p));
       at += p.numel();

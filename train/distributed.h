@@ -54,6 +54,8 @@ class GradientReducer : public StepSync {
  public:
   GradientReducer(std::shared_ptr<Group> group, std::vector<torch::Tensor> params, int64_t bucket_bytes = 4 << 20);
   ~GradientReducer() override;
+  GradientReducer(const GradientReducer&) = delete;  // the hooks hold `this`
+  GradientReducer& operator=(const GradientReducer&) = delete;
   void before_backward(bool last_micro_batch) override;
   void after_backward() override;
   void sum(std::vector<double>& values) override;

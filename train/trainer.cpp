@@ -120,11 +120,13 @@ StepStats Trainer::step() {
   }
   if (sync_) {  // clipping and the logs see every rank's batches
     sync_->after_backward();
-    std::vector<double> sums = {loss_sum, correct, count};
+    // A stop request travels with the step's sums: every rank stops after the same step.
+    std::vector<double> sums = {loss_sum, correct, count, cancelled(cancel_) ? 1.0 : 0.0};
     sync_->sum(sums);
     loss_sum = sums[0] / double(sync_->world());
     correct = sums[1];
     count = sums[2];
+    stop_agreed_ = sums[3] > 0;
   }
   if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);
   optimizer_->step();
@@ -193,7 +195,9 @@ std::string Trainer::latest_checkpoint_path() const {
 
 int64_t Trainer::run(const std::function<void(const StepStats&)>& on_log, const CancelToken* cancel) {
   const int64_t start = step_;
-  while (step_ < opt_.steps && !cancelled(cancel)) {
+  cancel_ = cancel;
+  stop_agreed_ = false;
+  while (step_ < opt_.steps && !(sync_ ? stop_agreed_ : cancelled(cancel))) {
     auto s = step();
     if (s.step % opt_.log_every == 0 || s.step == opt_.steps) {
       log_metrics(s);

@@ -106,6 +106,8 @@ class Trainer {
   void keep_last_checkpoints();
   bool writes() const { return !opt_.out_dir.empty() && (!sync_ || sync_->writer()); }
   StepSync* sync_ = nullptr;
+  const CancelToken* cancel_ = nullptr;  // run()'s, for the ranks' agreed stop
+  bool stop_agreed_ = false;
   std::function<nlohmann::json(TRecViTImpl&)> validate_;
   double best_value_ = -1;
   int64_t best_step_ = 0;
