@@ -246,6 +246,22 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     throw ConfigError(job.out_dir + ": the run was recorded with world_size " + std::to_string(rec.world_size) +
                       " (a global batch of " + std::to_string(rec.world_size * rec.data.batch_size) + " clips); resume it with " +
                       std::to_string(rec.world_size) + " ranks, not " + std::to_string(world));
+  if (job.group && world > 1) {
+    // Every rank must have resolved the same recipe and taken the same branch (a run folder
+    // that is not shared, or other files on one node, would otherwise surface as a hang).
+    nlohmann::json mine = rec.to_json();
+    mine.erase("threads");
+    mine["resume"] = job.resume;
+    const auto h = static_cast<int64_t>(std::hash<std::string>{}(mine.dump()) & 0x3fffffffffffffffULL);
+    auto theirs = torch::tensor({h}, torch::kLong);
+    job.group->broadcast({theirs});
+    auto differs = torch::tensor({theirs.item<int64_t>() != h ? int64_t(1) : int64_t(0)}, torch::kLong);
+    job.group->allreduce_sum(differs);
+    if (differs.item<int64_t>() > 0)
+      throw ConfigError(std::to_string(differs.item<int64_t>()) + " of " + std::to_string(world) +
+                        " ranks resolved another recipe than rank 0 (" + (job.resume ? "a resume" : "a fresh run") +
+                        " here): every rank needs the same files, flags and run folder (shared, or copied to each node)");
+  }
   const DataRecipe& d = rec.data;
   const TRecViTConfig cfg = config_from_json(rec.model, "run record");
   if (world > 1)  // batch statistics would differ per rank: refused rather than silently unsynchronised

@@ -163,6 +163,14 @@ TEST(Distributed, ShardedEvaluationCountsExactlyAndRefusalsAreClear) {
   EXPECT_EQ(rcs, (std::vector<int>{1, 1}));
   EXPECT_NE(read(base + "/bn-log.0").find("layer 1's peer normalises its queries with batch statistics"), std::string::npos)
       << read(base + "/bn-log.0");
+  // Ranks that resolve different recipes fail together, saying so, before any training.
+  const int port = test::free_port();
+  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port);
+  test::run_command("bash -c '" + env + " RANK=0 " + kBin + " " + train_args(base + "/mix", 2) + " > " + base + "/mix0 2>&1 & " + env +
+                        " RANK=1 " + kBin + " " + train_args(base + "/mix", 2, "--set train.lr=0.5") + " > " + base + "/mix1 2>&1; wait'",
+                    &out);
+  EXPECT_NE(read(base + "/mix0").find("1 of 2 ranks resolved another recipe than rank 0"), std::string::npos) << read(base + "/mix0");
+  EXPECT_FALSE(fs::exists(base + "/mix/run.json"));
   EXPECT_NE(test::run_command("WORLD_SIZE=2 RANK=x MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + kBin + " " + train_args(base + "/x", 2), &out), 0);
   EXPECT_NE(out.find("RANK=x: expected an integer in [0, 1]"), std::string::npos) << out;
   EXPECT_NE(test::run_command("WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + kBin + " demo --out " + base + "/d", &out), 0);
