@@ -35,9 +35,11 @@ void add_compare_command(CLI::App& app, Global& g) {
                    a.matching.empty() ? "" : "\n  held equal: " + a.matching);
       return;
     }
-    join_group(g, "compare", false);  // refuses WORLD_SIZE > 1 with a clear error
-    const auto r = run_compare(job, make_printer(g.log_format), &install_stop_signals());
+    job.group = join_group(g, "compare");
+    const bool lead = !job.group || job.group->rank() == 0;
+    const auto r = run_compare(job, make_printer(g.log_format, !lead), &install_stop_signals());
     close_progress_line();
+    if (!lead) return;  // rank 0 speaks for the group
     if (g.log_format == LogFormat::kText) {
       auto pct = [](const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.2f}", 100 * v.get<double>()) : "n/a"; };
       for (const auto& a : r.report["arms"])

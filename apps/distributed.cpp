@@ -13,7 +13,7 @@ std::shared_ptr<dist::Group> join_group(const Global& g, const std::string& comm
   if (env.world == 1) return nullptr;
   if (!supported)
     throw dist::DistError("WORLD_SIZE=" + std::to_string(env.world) + ": `trecvit " + command +
-                          "` does not run data-parallel; run it as one process (data-parallel: train, eval)");
+                          "` does not run data-parallel; run it as one process (data-parallel: train, eval, compare)");
   return dist::Group::join(env, std::chrono::milliseconds(static_cast<int64_t>(g.dist_timeout_s * 1000)));
 }
 

@@ -125,6 +125,10 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
   const Reporter report(progress, "compare");
   CompareSpec spec = prepare_compare(job);
   const fs::path out(job.out_dir);
+  const bool lead = !job.group || job.group->rank() == 0;  // writes DIR
+  auto barrier = [&] {
+    if (job.group) job.group->barrier();
+  };
   if (!job.resume && fs::exists(out / "runs"))
     throw ConfigError(job.out_dir + " already holds a comparison: pass --resume to continue it, or choose another --out");
   for (const auto& a : spec.arms)
@@ -132,7 +136,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
                  std::to_string(a.cost.params_active_per_token) + " active per token, " +
                  std::to_string(a.cost.flops_per_clip) + " FLOPs per clip" + (a.matching.empty() ? "" : "; " + a.matching));
   // The data, made or checked before any training.
-  if (spec.generate == "ssf" && !fs::exists(fs::path(spec.data_root) / "validation.json")) {
+  if (lead && spec.generate == "ssf" && !fs::exists(fs::path(spec.data_root) / "validation.json")) {
     data::SSFOptions o;
     o.out_dir = spec.data_root;
     if (job.quick) {
@@ -142,6 +146,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
     report.stage("generating " + spec.data_root);
     if (run_data_generate(o, progress, cancel).report.stopped) return {nlohmann::json::object(), 0, 0, true};
   }
+  barrier();  // the data is there, and every rank has checked DIR before rank 0 writes to it
   for (const auto& split : {spec.train_split, spec.eval_split}) {
     const auto ds = data::load_dataset(spec.format, spec.data_root, split);  // throws naming the file
     if (ds.items.empty()) throw ConfigError("compare: " + spec.data_root + " has no " + split + " videos");
@@ -152,7 +157,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       if (a.config.image_height != a.config.image_width) throw ConfigError("compare: arm " + a.name + ": square images only");
     }
   }
-  fs::create_directories(out / "runs");
+  if (lead) fs::create_directories(out / "runs");
   CompareResult result;
   std::map<std::string, std::vector<nlohmann::json>> runs;
   const int64_t total = spec.seeds * static_cast<int64_t>(spec.arms.size());
@@ -171,9 +176,12 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
         ++result.runs_skipped;
         continue;
       }
-      fs::create_directories(dir);
-      write_json_atomically(dir / "compare_run.json", print);
-      std::ofstream(dir / "arm.json") << arm.config_json.dump(2) << "\n";  // the trainer writes its own config.json
+      if (lead) {
+        fs::create_directories(dir);
+        write_json_atomically(dir / "compare_run.json", print);
+        write_json_atomically(dir / "arm.json", arm.config_json);
+      }
+      barrier();  // arm.json is written before any rank reads it
       report.stage("run " + std::to_string(index) + "/" + std::to_string(total) + ": " + arm.name + " seed " + std::to_string(seed));
       TrainJob t;
       t.model_config = (dir / "arm.json").string();
@@ -187,6 +195,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       t.set("data.sampler", spec.recipe.data.sampler, from).set("data.workers", spec.recipe.data.workers, from);
       t.set("data.flip", spec.recipe.data.flip, from).set("train.seed", seed, from);
       t.sample_log = (dir / "samples.txt").string();
+      t.group = job.group;
       const int64_t base = reset_peak_rss();
       const auto trained = run_train(t, progress, cancel);
       if (trained.stopped) {
@@ -195,14 +204,13 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       }
       // Speed and memory of training, kept once training is done: a call killed during the
       // evaluation resumes with 0 steps to train and must not report 0 clips/s.
-      if (trained.steps_this_run > 0 || !fs::exists(dir / "train.json")) {
+      if (lead && (trained.steps_this_run > 0 || !fs::exists(dir / "train.json"))) {
         const int64_t peak = status_bytes("VmHWM:");
         write_json_atomically(dir / "train.json",
                               {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * spec.recipe.data.batch_size / trained.seconds : 0.0},
                                {"seconds", trained.seconds}, {"steps_timed", trained.steps_this_run},
                                {"peak_rss_bytes", peak}, {"rss_growth_bytes", base < 0 ? -1 : peak - base}});
       }
-      const auto train_stats = read_json(dir / "train.json");
       EvalJob e;
       e.checkpoint = trained.ema_checkpoint.empty() ? trained.checkpoint : trained.ema_checkpoint;
       e.data_root = spec.data_root;
@@ -213,11 +221,17 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       e.stride = spec.recipe.data.stride;
       e.last_frame = e.routing = true;
       e.report = (dir / "eval.json").string();
+      e.group = job.group;
       const auto evaluated = run_eval(e, progress, cancel);
       if (evaluated.stopped) {
         result.stopped = true;
         break;
       }
+      if (!lead) {  // the results are rank 0's to time and write
+        ++result.runs_done;
+        continue;
+      }
+      const auto train_stats = read_json(dir / "train.json");
       const auto streamed = time_streaming(e.checkpoint, job.stream_frames);
       nlohmann::json r = {{"arm", arm.name},
                           {"seed", seed},
@@ -246,6 +260,8 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
                                 {"path", dir.string()}});
     }
   }
+  barrier();  // every run's result.json is written
+  if (!lead) return result;
   result.report = compare_report(spec, runs);
   result.report["complete"] = !result.stopped;
   write_json_atomically(out / "report.json", result.report);

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "train/distributed.h"
+
 #include "jobs/compare_spec.h"
 #include "jobs/progress.h"
 
@@ -23,6 +25,10 @@ struct CompareJob {
   bool resume = false;
   std::vector<std::string> sweeps;  // ARM:FIELD=v1,v2,...
   int64_t stream_frames = 24;       // streaming steps timed per run (after 4 warm-up steps)
+  // Data parallelism: every rank calls run_compare with the same job; each run trains and
+  // evaluates across the group, rank 0 alone writes DIR and times streaming (the others return
+  // an empty report). Null: one process.
+  std::shared_ptr<dist::Group> group;
 };
 
 struct CompareResult {

@@ -166,6 +166,7 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   r.top5 = metrics.top5();
   const bool lead = !job.group || job.group->rank() == 0;
   if (!job.report.empty() && lead) std::ofstream(job.report) << r.report.dump(2) << "\n";
+  if (job.group) job.group->barrier();  // the report is written when any rank returns
   report(EventKind::kEval, {{"checkpoint", job.checkpoint}, {"split", job.split}, {"count", r.count},
                             {"top1", r.top1}, {"top5", r.top5}, {"views", job.views}, {"skipped", r.skipped},
                             {"missing", r.missing}, {"stopped", r.stopped}});

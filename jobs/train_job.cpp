@@ -394,10 +394,11 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     out.best_step = trainer.best_step();
   }
   out.stopped = out.steps < topt.steps && cancelled(cancel);
-  if (auto ema = trainer.eval_model(); ema.ptr() != trainer.model().ptr() && lead) {
-    out.ema_checkpoint = job.out_dir + "/ema.pt";
-    save_checkpoint(*ema, out.ema_checkpoint);
+  if (auto ema = trainer.eval_model(); ema.ptr() != trainer.model().ptr()) {
+    out.ema_checkpoint = job.out_dir + "/ema.pt";  // every rank evaluates the same file next
+    if (lead) save_checkpoint(*ema, out.ema_checkpoint);
   }
+  if (job.group) job.group->barrier();  // rank 0's files are complete when any rank returns
   return out;
 }
 

@@ -173,6 +173,14 @@ TEST(Distributed, ShardedEvaluationCountsExactlyAndRefusalsAreClear) {
   EXPECT_FALSE(fs::exists(base + "/mix/run.json"));
   EXPECT_NE(test::run_command("WORLD_SIZE=2 RANK=x MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + kBin + " " + train_args(base + "/x", 2), &out), 0);
   EXPECT_NE(out.find("RANK=x: expected an integer in [0, 1]"), std::string::npos) << out;
+  // compare runs each arm across the ranks; rank 0 writes the report, and a resume keeps it all.
+  const std::string cmp = "--threads 1 compare --spec " + kConfigs + "/compare/ssf.json --out " + base + "/cmp --quick";
+  ASSERT_EQ(run_ranks(2, cmp, base + "/cmp-log"), (std::vector<int>{0, 0})) << read(base + "/cmp-log.0") << read(base + "/cmp-log.1");
+  EXPECT_TRUE(fs::exists(base + "/cmp/report.html"));
+  EXPECT_NE(read(base + "/cmp/runs/peer/seed0/run.json").find("\"world_size\": 2"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(read(base + "/cmp/runs/peer/seed0/eval.json"))["count"], 20);
+  ASSERT_EQ(run_ranks(2, cmp + " --resume", base + "/cmp-log"), (std::vector<int>{0, 0})) << read(base + "/cmp-log.0");
+  EXPECT_NE(read(base + "/cmp-log.0").find("0 runs trained, 6 kept"), std::string::npos) << read(base + "/cmp-log.0");
   EXPECT_NE(test::run_command("WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + kBin + " demo --out " + base + "/d", &out), 0);
   EXPECT_NE(out.find("`trecvit demo` does not run data-parallel"), std::string::npos) << out;
 }
