@@ -9,7 +9,6 @@
 #include "jobs/run_report.h"
 
 #include <fstream>
-#include <map>
 #include "video_io/error.h"
 
 extern "C" {
@@ -168,27 +167,27 @@ void add_train_command(CLI::App& app, Global& g) {
       job.resume = true;
     }
     if (job.out_dir.empty()) throw CLI::ValidationError("--out", "a run directory is needed");
-    const std::pair<const char*, std::function<nlohmann::json()>> flags[] = {
-        {"--data", [] { return nlohmann::json(shown.root); }},
-        {"--format", [] { return nlohmann::json(shown.format); }},
-        {"--frames", [] { return nlohmann::json(shown.frames); }},
-        {"--stride", [] { return nlohmann::json(shown.stride); }},
-        {"--sampler", [] { return nlohmann::json(shown.sampler); }},
-        {"--batch-size", [] { return nlohmann::json(shown.batch_size); }},
-        {"--workers", [] { return nlohmann::json(shown.workers); }},
-        {"--shuffle-frames", [] { return nlohmann::json(shown.shuffle_frames); }},
-        {"--flip", [] { return nlohmann::json(shown.flip); }},
-        {"--color-jitter", [] { return nlohmann::json(shown.color_jitter); }},
-        {"--steps", [] { return nlohmann::json(train_defaults.steps); }},
-        {"--seed", [] { return nlohmann::json(train_defaults.seed); }},
+    struct Flag {
+      const char* flag;
+      const char* key;
+      std::function<nlohmann::json()> value;
     };
-    const std::map<std::string, std::string> keys = {
-        {"--data", "data.root"},   {"--format", "data.format"},         {"--frames", "data.frames"},
-        {"--stride", "data.stride"}, {"--sampler", "data.sampler"},     {"--batch-size", "data.batch_size"},
-        {"--workers", "data.workers"}, {"--shuffle-frames", "data.shuffle_frames"}, {"--flip", "data.flip"},
-        {"--color-jitter", "data.color_jitter"}, {"--steps", "train.steps"}, {"--seed", "train.seed"}};
-    for (const auto& [flag, value] : flags)
-      if (cmd->count(flag)) job.set(keys.at(flag), value(), std::string(flag) + " " + value().dump());
+    const Flag flags[] = {
+        {"--data", "data.root", [] { return nlohmann::json(shown.root); }},
+        {"--format", "data.format", [] { return nlohmann::json(shown.format); }},
+        {"--frames", "data.frames", [] { return nlohmann::json(shown.frames); }},
+        {"--stride", "data.stride", [] { return nlohmann::json(shown.stride); }},
+        {"--sampler", "data.sampler", [] { return nlohmann::json(shown.sampler); }},
+        {"--batch-size", "data.batch_size", [] { return nlohmann::json(shown.batch_size); }},
+        {"--workers", "data.workers", [] { return nlohmann::json(shown.workers); }},
+        {"--shuffle-frames", "data.shuffle_frames", [] { return nlohmann::json(shown.shuffle_frames); }},
+        {"--flip", "data.flip", [] { return nlohmann::json(shown.flip); }},
+        {"--color-jitter", "data.color_jitter", [] { return nlohmann::json(shown.color_jitter); }},
+        {"--steps", "train.steps", [] { return nlohmann::json(train_defaults.steps); }},
+        {"--seed", "train.seed", [] { return nlohmann::json(train_defaults.seed); }},
+    };
+    for (const auto& f : flags)
+      if (cmd->count(f.flag)) job.set(f.key, f.value(), std::string(f.flag) + " " + f.value().dump());
     for (const auto& s : sets) job.settings.push_back(parse_setting(s, "--set " + s));
     job.group = join_group(g, "train");
     const auto r = run_train(job, rank_printer(g, job.group), &install_stop_signals());

@@ -4,34 +4,17 @@
 // --set rank=R ...` children.
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/common.h"
 #include "bench/harness.h"
 #include "train/distributed.h"
 
 extern char** environ;
 
 namespace trecvit::bench {
-namespace {
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-}  // namespace
-
 nlohmann::json bench_allreduce(const Args& args) {
   if (!dist::available()) throw std::runtime_error("bench allreduce: built without c10d/Gloo (install libgloo-dev)");
   const int64_t world = std::stoll(args.get("ranks", "2")), rank = std::stoll(args.get("rank", "0"));

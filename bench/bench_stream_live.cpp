@@ -33,18 +33,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // `ffmpeg -re -f lavfi -i testsrc2 ... -f mpegts -listen 1 http://127.0.0.1:PORT`, killed on scope exit.
 class Server {
  public:

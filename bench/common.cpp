@@ -2,6 +2,8 @@
 
 #include "models/config_locator.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -31,6 +33,18 @@ nlohmann::json run_self_json(const std::string& env, const std::string& argument
   } catch (const nlohmann::json::parse_error&) {
   }
   throw std::runtime_error("child failed (status " + std::to_string(status) + "): " + cmd);
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  close(fd);
+  return ntohs(a.sin_port);
 }
 
 }  // namespace trecvit::bench

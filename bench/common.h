@@ -15,4 +15,7 @@ TRecViTConfig bench_config(const std::string& name_or_path, int64_t image_size);
 // std::runtime_error with the command when the child fails or prints no JSON.
 nlohmann::json run_self_json(const std::string& env, const std::string& arguments);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (the OS's choice for port 0).
+int free_port();
+
 }  // namespace trecvit::bench

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "jobs/run_record.h"
+#include "jobs/settings.h"
 #include "models/accounting.h"
 #include "models/config_locator.h"
 #include "blocks/channel_mixer.h"
@@ -35,31 +36,15 @@ std::string resolve_path(const std::string& p, const fs::path& dir) {
   return p;
 }
 
-// The JSON value at a dotted path, creating objects on the way (a null on the way becomes one).
+// The value at a dotted path of a model config (created on the way); a path through a
+// non-object is an error naming `where`.
 nlohmann::json* at_path(nlohmann::json& j, const std::string& path, const std::string& where) {
-  nlohmann::json* cur = &j;
-  std::stringstream ss(path);
-  std::string key;
-  while (std::getline(ss, key, '.')) {
-    if (cur->is_null()) *cur = nlohmann::json::object();
-    if (!cur->is_object() || key.empty())
-      fail(where, "'" + path + "' is not a field path of the model config (a dotted path through JSON objects)");
-    if (!cur->contains(key)) (*cur)[key] = nlohmann::json::object();
-    cur = &(*cur)[key];
-  }
-  return cur;
+  nlohmann::json* slot = json_at_path(j, path);
+  if (!slot) fail(where, "'" + path + "' is not a field path of the model config (a dotted path through JSON objects)");
+  return slot;
 }
 
-bool has_path(const nlohmann::json& j, const std::string& path) {
-  const nlohmann::json* v = &j;
-  std::stringstream ss(path);
-  std::string key;
-  while (std::getline(ss, key, '.')) {
-    if (!v->is_object() || !v->contains(key)) return false;
-    v = &(*v)[key];
-  }
-  return true;
-}
+bool has_path(const nlohmann::json& j, const std::string& path) { return json_find(j, path) != nullptr; }
 
 // The model an arm builds, independent of how its config spells it: scalar fields, and every
 // layer's mixer with the type's defaults filled in (an explicit {"type": "mlp"} equals none).

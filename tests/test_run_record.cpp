@@ -20,16 +20,7 @@ namespace {
 const std::string kBin = TRECVIT_BIN, kConfigs = TRECVIT_CONFIG_DIR;
 
 // One generated dataset for the whole file (20 train / 10 validation clips, 8 frames of 32 px).
-const std::string& dataset() {
-  static const std::string root = [] {
-    const std::string r = test::temp_dir() + "/ssf";
-    std::string out;
-    if (test::run_command(kBin + " data generate-ssf --out " + r + " --train 20 --validation 10 --frames 8 --size 32 --seed 3", &out) != 0)
-      throw std::runtime_error(out);
-    return r;
-  }();
-  return root;
-}
+const std::string& dataset() { return test::generated_ssf(kBin, "--train 20 --validation 10 --frames 8 --size 32 --seed 3"); }
 
 std::string train_command(const std::string& out, int64_t steps) {
   return kBin + " --threads 1 train --config " + kConfigs + "/demo-peer.json --data " + dataset() + " --out " + out +

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "models/config.h"
@@ -75,6 +76,18 @@ inline std::string temp_dir() {
   const char* d = mkdtemp(tmpl);
   if (!d) throw std::runtime_error("mkdtemp failed");
   return d;
+}
+
+// `trecvit data generate-ssf --out ROOT FLAGS` in a fresh temporary folder, once per test
+// process for each FLAGS; returns ROOT.
+inline const std::string& generated_ssf(const std::string& bin, const std::string& flags) {
+  static std::map<std::string, std::string> made;
+  auto it = made.find(flags);
+  if (it != made.end()) return it->second;
+  const std::string root = temp_dir() + "/ssf";
+  std::string out;
+  if (run_command(bin + " data generate-ssf --out " + root + " " + flags, &out) != 0) throw std::runtime_error(out);
+  return made[flags] = root;
 }
 
 }  // namespace trecvit::test

@@ -271,10 +271,10 @@ void GradientReducer::after_backward() {
   for (auto& b : buckets_) {
     group_->wait(b.handle);
     int64_t at = 0;
-    const auto had = b.flat.narrow(0, b.flat.numel() - static_cast<int64_t>(b.params.size()), static_cast<int64_t>(b.params.size()));
+    const float* had = b.flat.data_ptr<float>() + (b.flat.numel() - static_cast<int64_t>(b.params.size()));
     for (size_t i = 0; i < b.params.size(); ++i) {
       auto& p = params_[b.params[i]];
-      if (had[static_cast<int64_t>(i)].item<float>() == 0) {
+      if (had[i] == 0) {
         at += p.numel();
         continue;
       }
