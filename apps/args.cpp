@@ -45,6 +45,11 @@ CLI::Validator at_least(double lo) {
                  ">= " + num(lo));
 }
 
+CLI::Validator steps_or_default() {
+  return numeric([](double v) { return v == -1 || v >= 1 ? std::string() : "must be >= 1 (or -1: the config's), got " + num(v); },
+                 ">= 1 or -1");
+}
+
 CLI::Validator between(double lo, double hi) {
   return numeric(
       [lo, hi](double v) {

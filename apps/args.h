@@ -15,6 +15,7 @@ std::string dump(const nlohmann::json& j, int indent = -1);
 
 CLI::Validator at_least(double lo);
 CLI::Validator between(double lo, double hi);
+CLI::Validator steps_or_default();  // a step count, or -1 for the config's
 // One of `choices`; the error lists them.
 CLI::Validator one_of(std::vector<std::string> choices);
 

@@ -37,7 +37,7 @@ void add_compare_command(CLI::App& app, Global& g) {
     }
     job.group = join_group(g, "compare");
     const bool lead = !job.group || job.group->rank() == 0;
-    const auto r = run_compare(job, make_printer(g.log_format, !lead), &install_stop_signals());
+    const auto r = run_compare(job, rank_printer(g, job.group), &install_stop_signals());
     close_progress_line();
     if (!lead) return;  // rank 0 speaks for the group
     if (g.log_format == LogFormat::kText) {

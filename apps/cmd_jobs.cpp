@@ -1,6 +1,7 @@
 // data inspect / prepare / generate-ssf, train, eval, demo: flags -> a job -> printed result.
 #include <fmt/format.h>
 
+#include "blocks/file_safety.h"
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/distributed.h"
@@ -17,12 +18,6 @@ extern "C" {
 
 namespace trecvit::cli {
 namespace {
-
-// Rank 0's progress as usual; the other data-parallel ranks report only their problems.
-ProgressSink rank_printer(const Global& g, const std::shared_ptr<dist::Group>& group, bool problems_only = false) {
-  if (group && group->rank() != 0) return make_printer(g.log_format, true);
-  return make_printer(g.log_format, problems_only);
-}
 
 void print_stats(const char* what, const nlohmann::json& s, bool last) {
   fmt::print("{} {}/{}/{}{}", what, s["min"].get<int64_t>(), s["median"].get<int64_t>(), s["max"].get<int64_t>(),
@@ -74,10 +69,12 @@ void add_data_commands(CLI::App& app, Global& g) {
     static bool json = false;
     add_data_args(cmd, {&job.root, &job.format, nullptr, nullptr, nullptr, nullptr, {}, "--root"});
     cmd->add_option("--split", job.splits, "splits to inspect (default: the format's usual ones)");
-    cmd->add_option("--workers", job.workers, "parallel probes")->check(at_least(1));
+    cmd->add_option("--workers", job.workers, "parallel probes")->check(between(1, 256));
     cmd->add_option("--num-classes", job.num_classes, "nevis: the class count of every dataset (default: the sidecar's, else the labels')")
         ->check(at_least(1));
     cmd->add_flag("--json", json, "print one JSON object");
+    static bool allow_problems = false;
+    cmd->add_flag("--allow-problems", allow_problems, "exit 0 even when problems were found (default: exit 1)");
     cmd->callback([&g] {
       const auto r = run_data_inspect(job, make_printer(g.log_format, json), &install_stop_signals());
       close_progress_line();
@@ -85,6 +82,9 @@ void add_data_commands(CLI::App& app, Global& g) {
       else if (g.log_format == LogFormat::kText && job.format == "nevis") print_nevis_inspect(r.report);
       else if (g.log_format == LogFormat::kText) print_inspect(r.report);
       print_result(g.log_format, "data inspect", r.to_json());
+      if (const int64_t n = r.problems(); n > 0 && !allow_problems)
+        throw std::runtime_error(job.root + ": " + std::to_string(n) + " problem" + (n == 1 ? "" : "s") +
+                                 " found (listed above; --allow-problems exits 0 anyway)");
     });
   }
   {
@@ -93,7 +93,7 @@ void add_data_commands(CLI::App& app, Global& g) {
     cmd->add_option("--root", job.root, "dataset root")->required()->check(CLI::ExistingDirectory);
     cmd->add_option("--out", job.out, "output root")->required();
     cmd->add_option("--short-side", job.short_side, "short side in pixels")->check(at_least(2));
-    cmd->add_option("--workers", job.workers, "parallel encoders")->check(at_least(1));
+    cmd->add_option("--workers", job.workers, "parallel encoders")->check(between(1, 256));
     cmd->callback([&g] {
       const auto r = run_data_prepare(job, make_printer(g.log_format), &install_stop_signals());
       close_progress_line();
@@ -153,7 +153,7 @@ void add_train_command(CLI::App& app, Global& g) {
       ->expected(0, 1);
   cmd->add_option("--steps", train_defaults.steps, "optimizer steps")->check(at_least(1));
   cmd->add_option("--batch-size", shown.batch_size, "clips per batch")->check(at_least(1));
-  cmd->add_option("--workers", shown.workers, "loader threads")->check(at_least(1));
+  cmd->add_option("--workers", shown.workers, "loader threads")->check(between(1, 256));
   cmd->add_option("--seed", train_defaults.seed, "seed for initialisation, data order and augmentation");
   cmd->add_flag("--shuffle-frames", shown.shuffle_frames, "ablation: train on frame-shuffled clips");
   cmd->add_option("--flip", shown.flip, "horizontal flips: none (SSv2 default) | plain | mirror (swap left/right, clockwise/counterclockwise classes)")
@@ -217,7 +217,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_option("--checkpoint", job.checkpoint, "checkpoint")->required()->check(CLI::ExistingFile);
     add_data_args(cmd, {&job.data_root, &job.format, &job.split, &job.frames, &job.stride, &job.sampler, {"center", "segments"}});
     cmd->add_option("--views", job.views, "temporal x spatial views, e.g. 2x3");
-    cmd->add_option("--workers", job.workers, "videos decoded in parallel")->check(at_least(1))->capture_default_str();
+    cmd->add_option("--workers", job.workers, "videos decoded in parallel")->check(between(1, 256))->capture_default_str();
     cmd->add_option("--report", job.report, "write the JSON report here");
     cmd->add_flag("--json", json, "print the JSON report");
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: evaluate on frame-shuffled clips");
@@ -244,9 +244,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->callback([&g] {
       const std::string path = out.empty() ? run + "/report.html" : out;
       const std::string html = run_report_html(run);
-      std::ofstream f(path);
-      f << html;
-      if (!f.flush()) throw CLI::ValidationError("--out", path + ": cannot write");
+      if (const auto why = write_file_atomically(path, html); !why.empty()) throw CLI::ValidationError("--out", path + ": " + why);
       if (g.log_format == LogFormat::kText) fmt::print("wrote {}\n", path);
       print_result(g.log_format, "report", {{"html", path}, {"run", run}});
     });
@@ -257,7 +255,7 @@ void add_job_commands(CLI::App& app, Global& g) {
     cmd->add_option("--data", job.data_root, "where the embedded default dataset lives (generated if missing)");
     cmd->add_option("--out", job.out_dir, "run directory");
     cmd->add_option("--config", job.model_config, "model config (default: demo-peer.json from the config directory)");
-    cmd->add_option("--steps", job.steps, "training steps (-1: the config's)")->check(at_least(-1));
+    cmd->add_option("--steps", job.steps, "training steps (-1: the config's)")->check(steps_or_default());
     cmd->add_flag("--shuffle-frames", job.shuffle_frames, "ablation: train and evaluate on frame-shuffled clips");
     cmd->callback([&g] {
       job.threads = g.threads;

@@ -7,6 +7,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "blocks/file_safety.h"
 #include "models/config_locator.h"
 #include "blocks/runtime.h"
 #include "models/accounting.h"
@@ -107,6 +108,10 @@ void print_info(const TRecViTConfig& config, bool json, const std::vector<std::s
 }
 
 void print_prediction(const Prediction& p, bool json, const std::vector<std::string>& names) {
+  // NaN weights or a degenerate input would print p=-nan and exit 0: a prediction is finite or an error.
+  if (!torch::isfinite(p.logits).all().item<bool>() || (p.per_frame.defined() && !torch::isfinite(p.per_frame).all().item<bool>()))
+    throw std::runtime_error("the model's output is not finite (NaN or infinite logits): the checkpoint's weights or the "
+                             "input are broken");
   if (json) {
     nlohmann::json j;
     j["logits"] = to_vec(p.logits);
@@ -242,6 +247,7 @@ void add_model_commands(CLI::App& app, Global& g) {
         throw std::runtime_error(input + ": expected an array [T, H, W, 3], got shape " + c10::str(frames.sizes()));
       if (frames.scalar_type() != torch::kByte && !frames.is_floating_point())
         throw std::runtime_error(input + ": expected uint8 frames (or float in [0, 1])");
+      check_activation_memory(model->config(), 1, frames.size(0), input);
       print_prediction(predict_clip(*model, frames, per_frame), json, model->class_names());
     });
   }
@@ -255,6 +261,11 @@ void add_model_commands(CLI::App& app, Global& g) {
     cmd->add_option("--size", size, "height = width in pixels")->check(at_least(1));
     cmd->add_option("--seed", seed, "noise seed");
     cmd->callback([] {
+      // float32 while drawn, uint8 when written
+      const double need = 5.0 * double(frames) * double(size) * double(size) * 3, have = physical_memory_bytes();
+      if (need > have / 2)
+        throw CLI::ValidationError("--frames/--size", fmt::format("{} frames of {}x{} need about {:.3g} GB, more than half of "
+                                                                  "this machine's {:.3g} GB", frames, size, size, need / 1e9, have / 1e9));
       write_npy(out, synthetic_clip(frames, size, size, seed));
       fmt::print("wrote {} ({} frames, {}x{})\n", out, frames, size, size);
     });

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "blocks/file_safety.h"
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/distributed.h"
@@ -31,7 +32,7 @@ void add_run(CLI::App* nevis, Global& g) {
   cmd->add_option("--config", job.model_config, "model config (a T = 1 run of it; path or name)")->capture_default_str();
   cmd->add_option("--train-config", job.train_config, "training options JSON (default: the config's .train.json beside it)");
   cmd->add_option("--out", job.out_dir, "run folder: run.json, events.jsonl, summary.json, models/")->required();
-  cmd->add_option("--steps", job.steps, "cap on the training steps per task (-1: the train config's)")->check(at_least(-1));
+  cmd->add_option("--steps", job.steps, "cap on the training steps per task (-1: the train config's)")->check(steps_or_default());
   cmd->add_option("--batch-size", job.batch_size, "images per batch")->check(at_least(1))->capture_default_str();
   cmd->add_option("--trials", job.trials, "hyper-parameter trials per task (1: the train config's lr and smoothing)")
       ->check(at_least(1))->capture_default_str();
@@ -62,9 +63,13 @@ void add_run(CLI::App* nevis, Global& g) {
       throw CLI::ValidationError("--data", "needed for the '" + job.stream + "' stream (only 'debian' has embedded data)");
     job.model_config = find_config(job.model_config);
     if (job.train_config.empty()) job.train_config = train_config_beside(job.model_config);
-    join_group(g, "nevis run", false);  // refuses WORLD_SIZE > 1 with a clear error
-    const auto r = run_nevis(job, make_printer(g.log_format), &install_stop_signals());
+    job.group = join_group(g, "nevis run");
+    const auto r = run_nevis(job, rank_printer(g, job.group), &install_stop_signals());
     close_progress_line();
+    if (job.group && job.group->rank() != 0) {  // rank 0 speaks for the group
+      if (r.stopped) throw CLI::RuntimeError(130);
+      return;
+    }
     if (g.log_format == LogFormat::kText) {
       for (auto& d : r.summary["datasets"])
         fmt::print("{:>3} {:<24} {}  {} {}  ({} examples, {:.3g} training FLOPs so far)\n", d["index"].get<int64_t>() + 1,
@@ -95,9 +100,7 @@ void add_report(CLI::App* nevis, Global& g) {
   cmd->callback([&g] {
     const std::string path = out.empty() ? runs.front() + "/report.html" : out;
     const std::string html = nevis_report_html(runs);
-    std::ofstream f(path);
-    f << html;
-    if (!f) throw CLI::ValidationError("--out", path + ": cannot write");
+    if (const auto why = write_file_atomically(path, html); !why.empty()) throw CLI::ValidationError("--out", path + ": " + why);
     if (g.log_format == LogFormat::kText) fmt::print("wrote {}\n", path);
     print_result(g.log_format, "nevis report", {{"html", path}, {"runs", runs}});
   });

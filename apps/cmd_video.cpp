@@ -8,6 +8,7 @@
 
 #include "apps/args.h"
 #include "apps/commands.h"
+#include "blocks/file_safety.h"
 #include "video_io/error.h"
 #include "video_io/image_file.h"
 #include "video_io/md5.h"
@@ -24,6 +25,8 @@ using video::ErrorKind;
 using video::VideoError;
 
 // "0,10,20" or ranges "0-9" (inclusive), mixed.
+constexpr int64_t kMaxIndices = 1 << 20;
+
 std::vector<int64_t> parse_indices(const std::string& s) {
   std::vector<int64_t> out;
   size_t pos = 0;
@@ -35,14 +38,16 @@ std::vector<int64_t> parse_indices(const std::string& s) {
       const size_t dash = item.find('-', 1);
       if (dash == std::string::npos) {
         out.push_back(std::stoll(item, &used));
-        if (used != item.size()) throw std::invalid_argument(item);
+        if (used != item.size() || out.back() < 0 || int64_t(out.size()) > kMaxIndices) throw std::invalid_argument(item);
       } else {
         const int64_t a = std::stoll(item.substr(0, dash)), b = std::stoll(item.substr(dash + 1), &used);
         if (used != item.size() - dash - 1 || b < a) throw std::invalid_argument(item);
+        if (a < 0 || b - a >= kMaxIndices - int64_t(out.size())) throw std::invalid_argument(item);
         for (int64_t i = a; i <= b; ++i) out.push_back(i);
       }
     } catch (const std::logic_error&) {
-      throw CLI::ValidationError("--indices", "'" + item + "' is not an index or a range A-B");
+      throw CLI::ValidationError("--indices", "'" + item + "' is not an index >= 0 or a range A-B (at most " +
+                                                  std::to_string(kMaxIndices) + " frames in all)");
     }
     pos = comma + 1;
   }
@@ -126,6 +131,11 @@ void add_video_commands(CLI::App& app, Global& g) {
       video::set_ffmpeg_log_level(AV_LOG_FATAL);
       video::Reader r(path, reader_options(decode_threads));
       const auto geo = r.geometry(fs);
+      const double need = double(geo.frame_bytes()) * double(idx.size()), have = physical_memory_bytes();
+      if (need > have / 2)
+        throw CLI::ValidationError("--indices", std::to_string(idx.size()) + " frames of " + std::to_string(geo.frame_bytes()) +
+                                                    " bytes need " + fmt::format("{:.3g}", need / 1e9) + " GB, more than half of this machine's " +
+                                                    fmt::format("{:.3g}", have / 1e9) + " GB");
       std::vector<uint8_t> buf(static_cast<size_t>(geo.frame_bytes()) * idx.size());
       const auto report = r.read(idx, fs, buf.data());
       if (!out.empty()) std::filesystem::create_directories(out);

@@ -60,7 +60,25 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help, --version and a stop (130) as CLI11 does; a bad flag in the one error style.
+    if (e.get_exit_code() == 0 || dynamic_cast<const CLI::RuntimeError*>(&e)) return app.exit(e);
+    trecvit::cli::close_progress_line();
+    std::cerr << "trecvit: error: " << e.what() << "\nRun with --help for more information.\n";
+    return e.get_exit_code();
+  } catch (const std::bad_alloc&) {
+    trecvit::cli::close_progress_line();
+    std::cerr << "trecvit: error: out of memory: the request needs more memory than this machine can give "
+                 "(a smaller model, batch, clip or --workers fits)\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    trecvit::cli::close_progress_line();
+    const std::string what = e.what_without_backtrace();
+    if (what.find("can't allocate memory") != std::string::npos || what.find("DefaultCPUAllocator") != std::string::npos)
+      std::cerr << "trecvit: error: out of memory: " << what.substr(what.find("you tried to allocate") == std::string::npos ? 0 : what.find("you tried to allocate"), 80)
+                << " (a smaller model, batch, clip or --workers fits)\n";
+    else
+      std::cerr << "trecvit: error: " << what.substr(0, what.find('\n')) << "\n";
+    return 1;
   } catch (const std::exception& e) {
     trecvit::cli::close_progress_line();
     std::cerr << "trecvit: error: " << e.what() << "\n";

@@ -2,22 +2,47 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "blocks/file_safety.h"
+
 namespace trecvit::data {
 namespace fs = std::filesystem;
 namespace {
 
+// An id or label that names a file inside the dataset root: one path component, no "..".
+void require_component(const std::string& s, const std::string& where, const std::string& what) {
+  if (s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos || s.find('\\') != std::string::npos ||
+      s.find('\0') != std::string::npos || s.size() > 255)
+    throw DatasetError(where + ": " + what + " '" + s + "' is not a file name inside the dataset root (one path component, no '..')");
+}
+
+// A number of seconds in a CSV field: finite, >= 0, and the whole field.
+int64_t seconds_field(const std::string& s, const std::string& where, const std::string& column) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size() || !std::isfinite(v) || v < 0 || v > 1e9)
+    throw DatasetError(where + ": " + column + " '" + s + "' is not a time in seconds (a finite number >= 0)");
+  return std::llround(v);
+}
+
 nlohmann::json read_json(const fs::path& p) {
+  if (const auto why = unreadable_reason(p.string()); !why.empty()) throw DatasetError(p.string() + ": " + why);
   std::ifstream f(p);
   if (!f) throw DatasetError(p.string() + ": cannot open file");
   try {
     return nlohmann::json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw DatasetError(p.string() + ": invalid JSON: " + e.what());
   }
 }
@@ -151,12 +176,17 @@ DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, cons
         vdir = cand;
         break;
       }
+  std::set<std::string> seen_ids;
   for (size_t k = 0; k < ann.size(); ++k) {
     const auto& e = ann[k];
     const std::string where = ann_path.string() + ": entry " + std::to_string(k);
     if (!e.is_object() || !e.contains("id")) throw DatasetError(where + ": missing field 'id'");
     VideoItem item;
-    item.id = e["id"].is_string() ? e["id"].get<std::string>() : e["id"].dump();
+    if (e["id"].is_string()) item.id = e["id"].get<std::string>();
+    else if (e["id"].is_number_unsigned()) item.id = e["id"].dump();
+    else throw DatasetError(where + ": 'id' must be a string or a non-negative integer, got " + e["id"].dump());
+    require_component(item.id, where, "id");
+    if (!seen_ids.insert(item.id).second) throw DatasetError(where + ": duplicate id '" + item.id + "'");
     if (split != "test") {
       if (!e.contains("template") || !e["template"].is_string())
         throw DatasetError(where + " (id " + item.id + "): missing field 'template'");
@@ -180,6 +210,7 @@ DatasetSplit load_kinetics(const std::string& root_s, const std::string& split, 
   fs::path csv = csv_path.empty() ? fs::path() : fs::path(csv_path);
   if (csv.empty())
     csv = find_file(root, {"annotations/" + split + ".csv", split + ".csv", "kinetics_" + split + ".csv"});
+  if (const auto why = unreadable_reason(csv.string()); !why.empty()) throw DatasetError(csv.string() + ": " + why);
   std::ifstream f(csv);
   if (!f) throw DatasetError(csv.string() + ": cannot open file");
   std::string line;
@@ -203,14 +234,13 @@ DatasetSplit load_kinetics(const std::string& root_s, const std::string& split, 
     if (fields.size() < header.size()) throw DatasetError(where + ": " + std::to_string(fields.size()) + " fields, header has " + std::to_string(header.size()));
     Row r;
     r.id = fields[col["youtube_id"]];
-    try {
-      r.start = std::llround(std::stod(fields[col["time_start"]]));
-      r.end = std::llround(std::stod(fields[col["time_end"]]));
-    } catch (const std::exception&) {
-      throw DatasetError(where + ": time_start/time_end are not numbers");
-    }
+    require_component(r.id, where, "youtube_id");
+    r.start = seconds_field(fields[col["time_start"]], where, "time_start");
+    r.end = seconds_field(fields[col["time_end"]], where, "time_end");
+    if (r.end < r.start) throw DatasetError(where + ": time_end is before time_start");
     if (has_label) {
       r.label = fields[col["label"]];
+      if (!r.label.empty()) require_component(r.label, where, "label");
       if (!r.label.empty()) labels.insert(r.label);
     }
     rows.push_back(r);
@@ -262,6 +292,7 @@ DatasetSplit load_folder(const std::string& root_s) {
 
 DatasetSplit load_csv_list(const std::string& csv_s) {
   const fs::path csv(csv_s);
+  if (const auto why = unreadable_reason(csv_s); !why.empty()) throw DatasetError(csv_s + ": " + why);
   std::ifstream f(csv);
   if (!f) throw DatasetError(csv_s + ": cannot open file");
   DatasetSplit out{"csv", "", {}, {}, {}};
@@ -276,7 +307,7 @@ DatasetSplit load_csv_list(const std::string& csv_s) {
     if (n == 1 && fields.size() >= 2 && fields[0] == "path" && fields[1] == "label") continue;  // header
     if (fields.size() != 2) throw DatasetError(where + ": expected 'path,label', got " + std::to_string(fields.size()) + " fields");
     if (fields[0].empty()) throw DatasetError(where + ": empty path");
-    numeric = numeric && !fields[1].empty() && fields[1].find_first_not_of("0123456789") == std::string::npos;
+    numeric = numeric && !fields[1].empty() && fields[1].size() <= 6 && fields[1].find_first_not_of("0123456789") == std::string::npos;
     rows.emplace_back(fields[0], fields[1]);
   }
   if (!numeric) {

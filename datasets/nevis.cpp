@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 #include <regex>
 
+#include "blocks/file_safety.h"
 #include "datasets/annotations.h"
 #include "datasets/tf_example.h"
 
@@ -133,9 +134,8 @@ void write_nevis_sidecar(const std::string& dataset_dir, int64_t num_classes, bo
                          const std::vector<std::string>& class_names) {
   nlohmann::json j = {{"num_classes", num_classes}, {"multi_label", multi_label}};
   if (!class_names.empty()) j["class_names"] = class_names;
-  std::ofstream out(fs::path(dataset_dir) / "trecvit.json");
-  out << j.dump(2) << "\n";
-  if (!out) throw DatasetError(dataset_dir + "/trecvit.json: cannot write");
+  const std::string path = (fs::path(dataset_dir) / "trecvit.json").string();
+  if (const auto why = write_file_atomically(path, j.dump(2) + "\n"); !why.empty()) throw DatasetError(path + ": " + why);
 }
 
 NevisDataset load_nevis_dataset(const std::string& root, const std::string& dataset, const NevisLoadOptions& options,

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "blocks/file_safety.h"
 #include "datasets/annotations.h"
 #include "datasets/crc32c.h"
 
@@ -28,11 +29,15 @@ bool header_valid(const char* h) { return masked_crc32c(h, 8) == le32(h + 8); }
 // not three per record; the file is never read whole.
 class File {
  public:
-  explicit File(const std::string& path) : path_(path), in_(path, std::ios::binary) {
+  explicit File(const std::string& path) : path_(path), in_(open(path)) {
     if (!in_) throw DatasetError(path + ": cannot open");
     in_.seekg(0, std::ios::end);
     size_ = in_.tellg();
     if (size_ < 0) throw DatasetError(path + ": cannot read (not a regular file?)");
+  }
+  static std::ifstream open(const std::string& path) {
+    if (const auto why = unreadable_reason(path); !why.empty()) throw DatasetError(path + ": " + why);
+    return std::ifstream(path, std::ios::binary);
   }
   int64_t size() const { return size_; }
   void read(int64_t at, char* dst, int64_t n) {

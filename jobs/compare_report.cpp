@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "blocks/file_safety.h"
 #include "jobs/svg_plot.h"
 
 namespace trecvit {
@@ -145,7 +146,7 @@ nlohmann::json compare_report(const CompareSpec& spec, const std::map<std::strin
 }
 
 void write_compare_markdown(const nlohmann::json& r, const std::string& path) {
-  std::ofstream o(path, std::ios::trunc);
+  std::ostringstream o;
   o << "# Comparison " << r["spec"].get<std::string>() << "\n\n"
     << r["seeds"].get<int64_t>() << " seed(s), " << r["recipe"]["steps"].get<int64_t>() << " steps of batch "
     << r["recipe"]["batch_size"].get<int64_t>() << " on " << r["data"]["root"].get<std::string>() << " ("
@@ -172,6 +173,7 @@ void write_compare_markdown(const nlohmann::json& r, const std::string& path) {
         << svg::format("%.3f", it.value()["unevenness"].get<double>()) << ", the top 1% take "
         << svg::format("%.1f", 100 * it.value()["top1pct_share"].get<double>()) << "% of retrievals\n";
   }
+  if (const auto why = write_file_atomically(path, o.str()); !why.empty()) throw std::runtime_error(path + ": " + why);
 }
 
 void write_compare_html(const nlohmann::json& r, const std::string& path) {
@@ -265,7 +267,7 @@ void write_compare_html(const nlohmann::json& r, const std::string& path) {
     }
   if (!any) h << "<p class='note'>No arm has a sparse mixer.</p>";
   h << "</div></body></html>\n";
-  std::ofstream(path, std::ios::trunc) << h.str();
+  if (const auto why = write_file_atomically(path, h.str()); !why.empty()) throw std::runtime_error(path + ": " + why);
 }
 
 }  // namespace trecvit

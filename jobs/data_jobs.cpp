@@ -38,6 +38,30 @@ nlohmann::json stats(std::vector<int64_t> v) {
 
 }  // namespace
 
+namespace {
+int64_t count_problems(const nlohmann::json& j) {
+  int64_t n = 0;
+  if (j.is_object()) {
+    for (auto& [key, v] : j.items()) {
+      if (key == "error") ++n;
+      else if ((key == "missing" || key == "corrupt") && v.is_number_integer()) n += v.get<int64_t>();
+      else if ((key == "unreadable" || key == "problems") && v.is_array()) n += static_cast<int64_t>(v.size());
+      else n += count_problems(v);
+    }
+  } else if (j.is_array()) {
+    for (auto& v : j) n += count_problems(v);
+  }
+  return n;
+}
+}  // namespace
+
+int64_t InspectResult::problems() const {
+  if (report.contains("problems_total"))  // nevis: damaged records counted as they were read
+    return report["problems_total"].get<int64_t>() + static_cast<int64_t>(report.value("not_ready", nlohmann::json::array()).size()) +
+           (report.value("datasets", nlohmann::json()).empty() ? 1 : 0);
+  return count_problems(report) + (report.value("splits", nlohmann::json()).empty() ? 1 : 0);
+}
+
 nlohmann::json PrepareResult::to_json() const {
   return {{"written", written}, {"kept", kept}, {"failed", failed}, {"stopped", stopped}};
 }
@@ -113,6 +137,17 @@ PrepareResult run_data_prepare(const PrepareJob& o, const ProgressSink& progress
   static const std::set<std::string> video_ext = {".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v"};
   const fs::path root(o.root), out(o.out);
   if (!fs::is_directory(root)) throw data::DatasetError(o.root + ": not a directory");
+  {  // writing into the tree being read would re-encode its own output
+    const auto r = fs::weakly_canonical(root), w = fs::weakly_canonical(out);
+    const auto inside = [](const fs::path& a, const fs::path& b) {  // a is b or below it
+      auto ai = a.begin(), bi = b.begin();
+      for (; bi != b.end() && ai != a.end(); ++ai, ++bi)
+        if (*ai != *bi) return false;
+      return bi == b.end() || (std::next(bi) == b.end() && bi->empty());
+    };
+    if (inside(w, r) || inside(r, w))
+      throw data::DatasetError("--out " + o.out + ": must be outside --root " + o.root + " (and not contain it)");
+  }
   std::vector<fs::path> videos;
   for (auto& e : fs::recursive_directory_iterator(root)) {
     if (!e.is_regular_file()) continue;

@@ -24,6 +24,9 @@ struct InspectResult {
   //  "missing_files", "unreadable", "frames", "width", "height", "sizes"} or {"error"}}}
   nlohmann::json report;
   nlohmann::json to_json() const { return report; }
+  // What a script must not take for a healthy dataset: split errors, missing and unreadable
+  // videos, damaged records, and a root where no split was found.
+  int64_t problems() const;
 };
 
 struct PrepareJob {

@@ -7,6 +7,7 @@
 #include "train/trainer.h"
 #include "jobs/demo_job.h"
 #include "jobs/eval_job.h"
+#include "jobs/json_io.h"
 #include "jobs/train_job.h"
 #include "models/checkpoint.h"
 #include "models/config_locator.h"
@@ -110,7 +111,7 @@ DemoResult run_demo(const DemoJob& job, const ProgressSink& progress, const Canc
     }
     report(EventKind::kFrame, {{"index", t}, {"topk", top}});
   }
-  std::ofstream(job.out_dir + "/demo.json") << result.to_json().dump(2) << "\n";
+  write_json_atomically(job.out_dir + "/demo.json", result.to_json());
   return result;
 }
 

@@ -1,6 +1,9 @@
 #include "jobs/eval_job.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <deque>
 #include <fstream>
 #include <future>
@@ -9,19 +12,20 @@
 #include "datasets/samplers.h"
 #include "datasets/views.h"
 #include "eval/evaluate.h"
+#include "jobs/json_io.h"
 #include "models/checkpoint.h"
 
 namespace trecvit {
+namespace fs = std::filesystem;
 namespace {
 
 std::pair<int64_t, int64_t> parse_views(const std::string& v) {
   const auto x = v.find('x');
-  try {
-    if (x != std::string::npos) {
-      const int64_t t = std::stoll(v.substr(0, x)), s = std::stoll(v.substr(x + 1));
-      if (t >= 1 && (s == 1 || s == 3)) return {t, s};
-    }
-  } catch (const std::exception&) {
+  const bool digits = x != std::string::npos && x > 0 && x + 1 < v.size() && x <= 6 &&
+                      v.find_first_not_of("0123456789x") == std::string::npos && v.find('x', x + 1) == std::string::npos;
+  if (digits) {
+    const int64_t t = std::stoll(v.substr(0, x)), s = std::stoll(v.substr(x + 1));
+    if (t >= 1 && (s == 1 || s == 3)) return {t, s};
   }
   throw ConfigError("--views: expected TEMPORALxSPATIAL with TEMPORAL >= 1 and SPATIAL 1 or 3, like 2x3, got '" + v + "'");
 }
@@ -119,11 +123,21 @@ std::unique_ptr<EvalSource> make_views_source(const data::DatasetSplit& split, c
 
 EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const CancelToken* cancel) {
   const Reporter report(progress, "eval");
+  const auto [tv, sv] = parse_views(job.views);
+  if (job.frames < 0) throw ConfigError("--frames " + std::to_string(job.frames) + ": must be >= 0 (0: the model's)");
+  if (!job.report.empty()) {  // found out now, not after the whole evaluation
+    const auto dir = fs::absolute(job.report).parent_path();
+    if (!fs::is_directory(dir)) throw ConfigError("--report " + job.report + ": folder " + dir.string() + " does not exist");
+    if (::access(dir.c_str(), W_OK) != 0) throw ConfigError("--report " + job.report + ": folder " + dir.string() + " is not writable");
+  }
   auto model = load_checkpoint(job.checkpoint);
   const auto& cfg = model->config();
   const auto full = data::load_dataset(job.format, job.data_root, job.split);
+  if (static_cast<int64_t>(full.class_names.size()) != cfg.num_classes)
+    throw ConfigError("--checkpoint " + job.checkpoint + ": the model has " + std::to_string(cfg.num_classes) +
+                      " classes, the dataset " + job.data_root + " has " + std::to_string(full.class_names.size()) +
+                      " (a checkpoint trained on another label set)");
   const auto split = rank_share(full, job.group.get());
-  const auto [tv, sv] = parse_views(job.views);
   data::ViewSpec spec;
   spec.clip.frames = job.frames > 0 ? job.frames : cfg.num_frames;
   spec.clip.stride = job.stride;
@@ -131,6 +145,7 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   spec.temporal = tv;
   spec.spatial = sv;
   spec.size = cfg.image_height;
+  check_activation_memory(cfg, tv * sv, spec.clip.frames, "--frames/--views");
   if (cfg.image_height != cfg.image_width)
     throw ConfigError("eval: square models only (got " + std::to_string(cfg.image_height) + "x" +
                       std::to_string(cfg.image_width) + ")");
@@ -165,7 +180,7 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   r.top1 = metrics.top1();
   r.top5 = metrics.top5();
   const bool lead = !job.group || job.group->rank() == 0;
-  if (!job.report.empty() && lead) std::ofstream(job.report) << r.report.dump(2) << "\n";
+  if (!job.report.empty() && lead) write_json_atomically(job.report, r.report);
   if (job.group) job.group->barrier();  // the report is written when any rank returns
   report(EventKind::kEval, {{"checkpoint", job.checkpoint}, {"split", job.split}, {"count", r.count},
                             {"top1", r.top1}, {"top5", r.top5}, {"views", job.views}, {"skipped", r.skipped},

@@ -3,27 +3,17 @@
 #include <cstdio>
 #include <fstream>
 
+#include "blocks/file_safety.h"
 #include "models/config.h"
 
 namespace trecvit {
 
 void write_json_atomically(const std::string& path, const nlohmann::json& j) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    if (!out.flush()) {
-      std::remove(tmp.c_str());
-      throw ConfigError(tmp + ": cannot be written");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw ConfigError(path + ": cannot be replaced");
-  }
+  if (const auto why = write_file_atomically(path, j.dump(2) + "\n"); !why.empty()) throw ConfigError(path + ": " + why);
 }
 
 nlohmann::json read_json_object(const std::string& path, const std::string& what) {
+  if (const auto why = unreadable_reason(path); !why.empty()) throw ConfigError(what + " " + path + ": " + why);
   std::ifstream f(path);
   if (!f) throw ConfigError(what + " " + path + ": cannot be opened");
   auto j = nlohmann::json::parse(f, nullptr, false);

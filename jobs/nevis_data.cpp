@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -19,10 +20,11 @@ uint64_t mix(uint64_t a, uint64_t b) {  // splitmix64 of a combined key
 }  // namespace
 
 NevisBatchSource::NevisBatchSource(const data::NevisSplit& split, int64_t num_classes, bool multi_label, int64_t size,
-                                   int64_t batch, data::CropOptions crop, uint64_t seed)
-    : split_(split), num_classes_(num_classes), size_(size), batch_(batch), multi_label_(multi_label),
-      crop_(crop), seed_(seed) {
+                                   int64_t batch, data::CropOptions crop, uint64_t seed, int64_t rank, int64_t world)
+    : split_(split), num_classes_(num_classes), size_(size), batch_(batch), rank_(rank), world_(world),
+      multi_label_(multi_label), crop_(crop), seed_(seed) {
   if (split.size() == 0) throw std::invalid_argument("NevisBatchSource: empty split");
+  if (world < 1 || rank < 0 || rank >= world) throw std::invalid_argument("NevisBatchSource: rank outside [0, world)");
   shuffle();
 }
 
@@ -38,19 +40,27 @@ void NevisBatchSource::restore(const nlohmann::json& position) {
   shuffle();
 }
 
-int64_t NevisBatchSource::batches_per_epoch() const { return std::max<int64_t>(1, split_.size() / batch_); }
+int64_t NevisBatchSource::batches_per_epoch() const {
+  return std::max<int64_t>(1, split_.size() / (batch_ * world_));
+}
 
+// Every rank walks the same global stream of batch x world samples per step and keeps every
+// world-th one from its rank on (augmentation seeded by the global position), so world ranks of
+// batch b see exactly one process's batches of b x world.
 Batch NevisBatchSource::next() {
   std::vector<int64_t> picks(batch_);
   std::vector<uint64_t> seeds(batch_);
-  for (int64_t b = 0; b < batch_; ++b) {
+  for (int64_t g = 0; g < batch_ * world_; ++g) {
     if (cursor_ == int64_t(order_.size())) {
       ++epoch_;
       cursor_ = 0;
       shuffle();
     }
-    seeds[b] = mix(mix(seed_, uint64_t(epoch_)), uint64_t(cursor_) + 1);
-    picks[b] = order_[cursor_++];
+    if (g % world_ == rank_) {
+      seeds[g / world_] = mix(mix(seed_, uint64_t(epoch_)), uint64_t(cursor_) + 1);
+      picks[g / world_] = order_[cursor_];
+    }
+    ++cursor_;
   }
   Batch out;
   out.frames = torch::empty({batch_, 1, size_, size_, 3}, torch::kByte);
@@ -81,26 +91,38 @@ torch::Tensor nevis_eval_frames(const data::NevisSplit& split, int64_t size, int
   return frames;
 }
 
-torch::Tensor nevis_logits(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch) {
+namespace {
+
+// `f` of the first n images in batches, this rank's contiguous share only, put together on
+// every rank.
+torch::Tensor sharded_rows(int64_t n, int64_t batch, int64_t columns, dist::Group* group,
+                           const std::function<torch::Tensor(int64_t, int64_t)>& f) {
+  const auto [begin, end] = group ? dist::shard(n, group->rank(), group->world()) : std::pair<int64_t, int64_t>{0, n};
+  std::vector<torch::Tensor> parts;
+  for (int64_t b = begin; b < end; b += batch) parts.push_back(f(b, std::min(end, b + batch)));
+  auto mine = parts.empty() ? torch::empty({0, columns}) : torch::cat(parts);
+  return group && group->world() > 1 ? dist::gather_rows(*group, mine, begin, n) : mine;
+}
+
+}  // namespace
+
+torch::Tensor nevis_logits(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch, dist::Group* group) {
   model.eval();
   torch::NoGradGuard ng;
   const int64_t size = model.config().image_height;
-  std::vector<torch::Tensor> parts;
-  for (int64_t b = 0; b < split.size(); b += batch)
-    parts.push_back(model.forward(nevis_eval_frames(split, size, b, std::min(split.size(), b + batch))));
-  if (parts.empty()) return torch::empty({0, model.config().num_classes});
-  return torch::cat(parts);
+  return sharded_rows(split.size(), batch, model.config().num_classes, group, [&](int64_t b, int64_t e) {
+    return model.forward(nevis_eval_frames(split, size, b, e));
+  });
 }
 
-torch::Tensor nevis_embeddings(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch, int64_t limit) {
+torch::Tensor nevis_embeddings(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch, int64_t limit,
+                               dist::Group* group) {
   model.eval();
   torch::NoGradGuard ng;
   const int64_t size = model.config().image_height, n = limit > 0 ? std::min(limit, split.size()) : split.size();
-  std::vector<torch::Tensor> parts;
-  for (int64_t b = 0; b < n; b += batch)
-    parts.push_back(model.frame_features(nevis_eval_frames(split, size, b, std::min(n, b + batch))).select(1, 0));
-  if (parts.empty()) return torch::empty({0, model.config().rep_size});
-  return torch::cat(parts);
+  return sharded_rows(n, batch, model.config().rep_size, group, [&](int64_t b, int64_t e) {
+    return model.frame_features(nevis_eval_frames(split, size, b, e)).select(1, 0);
+  });
 }
 
 torch::Tensor nevis_multi_hot(const data::NevisSplit& split, int64_t num_classes) {

@@ -7,6 +7,7 @@
 #include "datasets/nevis.h"
 #include "models/trecvit.h"
 #include "train/batch_source.h"
+#include "train/distributed.h"
 
 namespace trecvit {
 
@@ -15,7 +16,7 @@ namespace trecvit {
 class NevisBatchSource : public BatchSource {
  public:
   NevisBatchSource(const data::NevisSplit& split, int64_t num_classes, bool multi_label, int64_t size, int64_t batch,
-                   data::CropOptions crop, uint64_t seed);
+                   data::CropOptions crop, uint64_t seed, int64_t rank = 0, int64_t world = 1);
   Batch next() override;
   nlohmann::json position() const override { return {{"epoch", epoch_}, {"cursor", cursor_}}; }
   void restore(const nlohmann::json& position) override;
@@ -24,7 +25,7 @@ class NevisBatchSource : public BatchSource {
  private:
   void shuffle();
   const data::NevisSplit& split_;
-  int64_t num_classes_, size_, batch_;
+  int64_t num_classes_, size_, batch_, rank_, world_;
   bool multi_label_;
   data::CropOptions crop_;
   uint64_t seed_;
@@ -34,10 +35,13 @@ class NevisBatchSource : public BatchSource {
 
 // The split's images centre-cropped to size x size, as [N, 1, S, S, 3] uint8.
 torch::Tensor nevis_eval_frames(const data::NevisSplit& split, int64_t size, int64_t begin, int64_t end);
-// Logits [N, C] of a whole split (eval mode, no grad, in batches).
-torch::Tensor nevis_logits(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch);
+// Logits [N, C] of a whole split (eval mode, no grad, in batches). With a group, each rank
+// computes its contiguous share and every rank gets all rows.
+torch::Tensor nevis_logits(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch,
+                           dist::Group* group = nullptr);
 // Frame representations z [n, rep_size] of the first `limit` images (all when limit <= 0).
-torch::Tensor nevis_embeddings(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch, int64_t limit);
+torch::Tensor nevis_embeddings(TRecViTImpl& model, const data::NevisSplit& split, int64_t batch, int64_t limit,
+                               dist::Group* group = nullptr);
 // [N, C] multi-hot targets of a multi-label split.
 torch::Tensor nevis_multi_hot(const data::NevisSplit& split, int64_t num_classes);
 

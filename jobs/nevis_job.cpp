@@ -7,6 +7,7 @@
 
 #include "datasets/annotations.h"
 #include "datasets/nevis_build.h"
+#include "blocks/file_safety.h"
 #include "jobs/json_io.h"
 #include "jobs/nevis_learner.h"
 #include "jobs/nevis_stream.h"
@@ -48,11 +49,19 @@ nlohmann::json run_record(const NevisJob& job, const NevisStream& stream, const 
           {"knn", {job.knn_k, job.knn_max_train, job.knn_max_dev}},
           {"crop", {job.crop.min_area, job.crop.max_area, job.crop.min_aspect, job.crop.max_aspect}},
           {"flip", job.crop.flip},
-          {"seed", job.seed}};
+          {"seed", job.seed},
+          {"world_size", job.group ? job.group->world() : 1}};
 }
 
-// Rows of events.jsonl; a last line cut by a kill is dropped (and the file rewritten without it).
-std::vector<nlohmann::json> read_events(const fs::path& path) {
+void write_rows(const fs::path& path, const std::vector<nlohmann::json>& rows) {
+  std::string text;
+  for (auto& r : rows) text += r.dump() + "\n";
+  if (const auto why = write_file_atomically(path.string(), text); !why.empty()) throw ConfigError(path.string() + ": " + why);
+}
+
+// Rows of events.jsonl; a last line cut by a kill is dropped (and, by the writer, the file
+// rewritten without it).
+std::vector<nlohmann::json> read_events(const fs::path& path, bool writer) {
   std::vector<nlohmann::json> rows;
   std::ifstream in(path);
   std::string line;
@@ -66,10 +75,7 @@ std::vector<nlohmann::json> read_events(const fs::path& path) {
       break;
     }
   }
-  if (cut) {
-    std::ofstream out(path, std::ios::trunc);
-    for (auto& r : rows) out << r.dump() << "\n";
-  }
+  if (cut && writer) write_rows(path, rows);
   return rows;
 }
 
@@ -137,13 +143,31 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
   if (job.batch_size < 1) throw ConfigError("--batch-size must be >= 1");
   if (!(job.lr_min > 0 && job.lr_min <= job.lr_max)) throw ConfigError("--lr-range: need 0 < min <= max");
   if (job.out_dir.empty()) throw ConfigError("--out: a run folder is needed");
-  if (job.build_debian_data) {
-    data::NevisBuildOptions b;
-    b.out_dir = job.data_root;
-    data::build_nevis_debian(b, [&](const std::string& name) {
-      report.stage("building " + name + " into " + job.data_root + " (from Debian's packaged data)");
-    });
-  }
+  dist::Group* group = job.group && job.group->world() > 1 ? job.group.get() : nullptr;
+  const bool lead = !group || group->rank() == 0;  // writes the run folder
+  // Whatever one rank cannot start with stops every rank (not a hang in the next collective).
+  auto together = [&](const std::function<void()>& f) {
+    std::string error;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      if (!group) throw;
+      error = e.what();
+    }
+    if (group && dist::any_rank(*group, !error.empty())) {
+      if (!error.empty()) throw ConfigError(error);
+      throw ConfigError("nevis run: another rank could not start (its output says why)");
+    }
+  };
+  together([&] {
+    if (job.build_debian_data && lead) {
+      data::NevisBuildOptions b;
+      b.out_dir = job.data_root;
+      data::build_nevis_debian(b, [&](const std::string& name) {
+        report.stage("building " + name + " into " + job.data_root + " (from Debian's packaged data)");
+      });
+    }
+  });
   const NevisStream stream = load_nevis_stream(job.stream);
   const auto events = nevis_events(stream, job.stop_year, job.final);
   if (events.empty())
@@ -157,27 +181,37 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
   const fs::path out(job.out_dir), events_path = out / "events.jsonl", record_path = out / "run.json";
   const nlohmann::json record = run_record(job, stream, cfg, topt);
   std::vector<nlohmann::json> done;
-  if (job.resume) {
-    if (!fs::exists(record_path)) throw ConfigError(job.out_dir + ": no NEVIS run to resume (run.json missing)");
-    std::ifstream in(record_path);
-    const auto saved = nlohmann::json::parse(in);
-    for (auto& [key, value] : record.items())
-      if (saved.value(key, nlohmann::json()) != value)
-        throw ConfigError(job.out_dir + ": --resume with another '" + key + "' than the run used (" +
-                          saved.value(key, nlohmann::json()).dump() + " there, " + value.dump() + " now)");
-    done = read_events(events_path);
-    // A row whose model is gone is redone: drop it now so the redo does not add a second row.
-    const size_t before = done.size();
-    done.erase(std::remove_if(done.begin(), done.end(),
-                              [&](const nlohmann::json& r) { return !fs::exists(model_file(out, r)); }),
-               done.end());
-    if (done.size() != before) {
-      std::ofstream rewrite(events_path, std::ios::trunc);
-      for (auto& r : done) rewrite << r.dump() << "\n";
-    }
-  } else {
-    if (fs::exists(record_path) || fs::exists(events_path))
+  auto load = [&] {
+    if (job.resume) {
+      if (!fs::exists(record_path)) throw ConfigError(job.out_dir + ": no NEVIS run to resume (run.json missing)");
+      const auto saved = read_json_object(record_path.string(), "NEVIS run record");
+      for (auto& [key, value] : record.items()) {
+        const auto was = saved.value(key, key == "world_size" ? nlohmann::json(1) : nlohmann::json());
+        if (was != value)
+          throw ConfigError(job.out_dir + ": --resume with another '" + key + "' than the run used (" + was.dump() +
+                            " there, " + value.dump() + " now)");
+      }
+      done = read_events(events_path, lead);
+      // A row whose model is gone is redone: drop it now so the redo does not add a second row.
+      const size_t before = done.size();
+      done.erase(std::remove_if(done.begin(), done.end(),
+                                [&](const nlohmann::json& r) { return !fs::exists(model_file(out, r)); }),
+                 done.end());
+      if (done.size() != before && lead) write_rows(events_path, done);
+    } else if (fs::exists(record_path) || fs::exists(events_path)) {
       throw ConfigError(job.out_dir + " already holds a NEVIS run: pass --resume to continue it, or choose another --out");
+    }
+  };
+  together([&] { if (lead) load(); });  // the writer mends a cut events file first
+  together([&] { if (!lead) load(); });
+  if (group) {
+    nlohmann::json mine = {{"record", record}, {"resume", job.resume}, {"done", int64_t(done.size())}};
+    if (const int64_t differs = dist::disagreeing_ranks(*group, mine.dump()))
+      throw ConfigError(std::to_string(differs) + " of " + std::to_string(group->world()) +
+                        " ranks resolved another NEVIS run than rank 0: every rank needs the same files, flags and "
+                        "run folder (shared storage)");
+  }
+  if (!job.resume && lead) {
     fs::create_directories(out / "models");
     write_json_atomically(record_path, record);
   }
@@ -200,7 +234,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
       ++result.events_resumed;
       continue;
     }
-    if (cancelled(cancel)) {
+    if (group ? dist::any_rank(*group, cancelled(cancel)) : cancelled(cancel)) {
       result.stopped = true;
       break;
     }
@@ -254,6 +288,9 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     spec.options = topt;
     spec.batch_size = job.batch_size;
     spec.crop = job.crop;
+    spec.group = job.group;
+    // Scores that choose something are rank 0's, so every rank makes the same choice.
+    auto agreed = [&](double score) { return group ? dist::from_rank0(*group, score) : score; };
 
     // The starting point.
     int64_t event_flops = 0;
@@ -269,14 +306,14 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
       report.stage(where + ": k-NN transfer scores of " + std::to_string(earlier.size() + 1) + " backbones");
       init = nevis_fresh_model(cfg, ds.num_classes, head_seed);
       int64_t f = 0;
-      double best = nevis_knn_score(*init, ds, train, dev, job.knn_k, job.knn_max_train, job.knn_max_dev,
-                                    job.batch_size, &f);
+      double best = agreed(nevis_knn_score(*init, ds, train, dev, job.knn_k, job.knn_max_train, job.knn_max_dev,
+                                           job.batch_size, &f, group));
       event_flops += f;
       knn_scores["fresh"] = best;
       for (auto& [index, path] : earlier) {
         auto candidate = load_checkpoint(path);
-        const double s = nevis_knn_score(*candidate, ds, train, dev, job.knn_k, job.knn_max_train, job.knn_max_dev,
-                                         job.batch_size, &f);
+        const double s = agreed(nevis_knn_score(*candidate, ds, train, dev, job.knn_k, job.knn_max_train,
+                                                job.knn_max_dev, job.batch_size, &f, group));
         event_flops += f;
         knn_scores["event " + std::to_string(index)] = s;
         if (s > best) {
@@ -323,9 +360,10 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
         stopped = true;
         break;
       }
-      const auto m = nevis_metrics(nevis_logits(*model, dev.size() ? dev : train, job.batch_size), dev.size() ? dev : train,
-                                   ds.num_classes, ds.multi_label);
-      trial.dev_score = ds.multi_label ? m.map : m.top1;
+      const auto& scored = dev.size() ? dev : train;
+      const auto m = nevis_metrics(nevis_logits(*model, scored, job.batch_size, group), scored, ds.num_classes,
+                                   ds.multi_label);
+      trial.dev_score = agreed(ds.multi_label ? m.map : m.top1);
       trials.push_back({{"lr", trial.lr}, {"label_smoothing", trial.label_smoothing}, {"dev_score", trial.dev_score},
                         {"steps", trial.steps}});
       if (!chosen || trial.dev_score > best_trial.dev_score) {
@@ -347,10 +385,11 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     }
 
     // The prediction event.
-    const auto metrics = nevis_metrics(nevis_logits(*chosen, test, job.batch_size), test, ds.num_classes, ds.multi_label);
+    const auto metrics =
+        nevis_metrics(nevis_logits(*chosen, test, job.batch_size, group), test, ds.num_classes, ds.multi_label);
     cumulative += event_flops;
     if (int64_t(ds.class_names.size()) == ds.num_classes) chosen->set_class_names(ds.class_names);
-    save_checkpoint(*chosen, model_path);  // before the row: a row always has its model
+    if (lead) save_checkpoint(*chosen, model_path);  // before the row: a row always has its model
     nlohmann::json row = metrics.to_json();
     nlohmann::json corrupt = nlohmann::json::object();
     for (auto& [name, s] : ds.splits) corrupt[name] = s.corrupt;
@@ -362,11 +401,9 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
                 {"lr", best_trial.lr}, {"label_smoothing", best_trial.label_smoothing},
                 {"corrupt", corrupt},
                 {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_event).count()}});
-    {
-      std::ofstream f(events_path, std::ios::app);
-      f << row.dump() << "\n";
-      if (!f) throw std::runtime_error(events_path.string() + ": cannot write");
-    }
+    if (lead)
+      if (const auto why = append_line(events_path.string(), row.dump()); !why.empty())
+        throw ConfigError(events_path.string() + ": " + why);
     rows.push_back(row);
     earlier.emplace_back(i, model_path);
     ++ran;
@@ -380,7 +417,8 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
                               {"eta_s", elapsed / ran * left}, {"path", ev.dataset}});
     auto summary = nevis_summary(rows);
     summary.update({{"stream", stream.name}, {"learner", job.learner}, {"complete", false}});
-    write_json_atomically(out / "summary.json", summary);
+    if (lead) write_json_atomically(out / "summary.json", summary);
+    if (group) group->barrier();  // this event's model exists for every rank's next event
   }
   result.summary = nevis_summary(rows);
   result.summary.update({{"stream", stream.name},
@@ -388,7 +426,8 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
                          {"model", cfg.name},
                          {"missing", result.missing},
                          {"complete", !result.stopped}});
-  write_json_atomically(out / "summary.json", result.summary);
+  if (lead) write_json_atomically(out / "summary.json", result.summary);
+  if (group) group->barrier();
   return result;
 }
 

@@ -17,6 +17,7 @@
 
 #include "datasets/image_augment.h"
 #include "jobs/progress.h"
+#include "train/distributed.h"
 
 namespace trecvit {
 
@@ -36,6 +37,9 @@ struct NevisJob {
   data::CropOptions crop;    // training augmentation: random resized crop and flip
   uint64_t seed = 0;
   bool build_debian_data = false;  // build the Debian mini-stream into data_root first if it is missing
+  // Data-parallel: each trial trains with batch_size images on every rank, evaluations are
+  // sharded, rank 0 writes the run folder (which every rank must see: shared storage).
+  std::shared_ptr<dist::Group> group;
 };
 
 struct NevisResult {

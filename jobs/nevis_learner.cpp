@@ -29,22 +29,29 @@ TRecViT nevis_train(TRecViTImpl& init, const data::NevisDataset& ds, const data:
   o.out_dir.clear();  // an event is redone whole on resume: no checkpoints inside it
   if (o.warmup_steps >= o.steps) o.warmup_steps = o.steps / 10;
   torch::manual_seed(o.seed);
+  const int64_t world = spec.group ? spec.group->world() : 1;
   NevisBatchSource source(split, ds.num_classes, ds.multi_label, model->config().image_height, spec.batch_size,
-                          spec.crop, o.seed);
+                          spec.crop, o.seed, spec.group ? spec.group->rank() : 0, world);
+  if (spec.group) dist::broadcast_module(*spec.group, *model);
   Trainer trainer(model, o, source);
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (spec.group) {
+    reducer = std::make_unique<dist::GradientReducer>(spec.group, model->parameters());
+    trainer.set_step_sync(reducer.get());
+  }
   trainer.run(on_log, cancel);
   trial.steps = trainer.global_step();
   trial.stopped = trial.steps < o.steps;
-  trial.flops = nevis_train_flops_per_image(*model) * trial.steps * spec.batch_size * o.accumulate;
+  trial.flops = nevis_train_flops_per_image(*model) * trial.steps * spec.batch_size * world * o.accumulate;
   return trainer.eval_model();
 }
 
 double nevis_knn_score(TRecViTImpl& model, const data::NevisDataset& ds, const data::NevisSplit& train,
                        const data::NevisSplit& dev, int64_t k, int64_t max_train, int64_t max_dev, int64_t batch,
-                       int64_t* flops) {
-  auto memory = torch::nn::functional::normalize(nevis_embeddings(model, train, batch, max_train),
+                       int64_t* flops, dist::Group* group) {
+  auto memory = torch::nn::functional::normalize(nevis_embeddings(model, train, batch, max_train, group),
                                                  torch::nn::functional::NormalizeFuncOptions().dim(1));
-  auto queries = torch::nn::functional::normalize(nevis_embeddings(model, dev, batch, max_dev),
+  auto queries = torch::nn::functional::normalize(nevis_embeddings(model, dev, batch, max_dev, group),
                                                   torch::nn::functional::NormalizeFuncOptions().dim(1));
   if (flops) *flops = nevis_forward_flops_per_image(model) * (memory.size(0) + queries.size(0));
   if (memory.size(0) == 0 || queries.size(0) == 0) return 0;

@@ -28,6 +28,7 @@ struct NevisTrainSpec {
   TrainOptions options;    // steps, schedule, seed; lr and label smoothing are the trial's
   int64_t batch_size = 64;
   data::CropOptions crop;
+  std::shared_ptr<dist::Group> group;  // data-parallel: batch_size images on each rank
 };
 
 // Trains a copy of `init` on `split` (the caller's `init` is not changed); returns the model.
@@ -44,6 +45,6 @@ int64_t nevis_forward_flops_per_image(TRecViTImpl& model);
 // multi-label). `flops` receives the forward FLOPs of the embedding passes.
 double nevis_knn_score(TRecViTImpl& model, const data::NevisDataset& ds, const data::NevisSplit& train,
                        const data::NevisSplit& dev, int64_t k, int64_t max_train, int64_t max_dev, int64_t batch,
-                       int64_t* flops);
+                       int64_t* flops, dist::Group* group = nullptr);
 
 }  // namespace trecvit

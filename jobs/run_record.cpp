@@ -23,7 +23,7 @@ const FieldTable<DataRecipe>& data_table() {
                            Check::one_of({"none", "plain", "mirror"})),
       TRECVIT_MEMBER_FIELD(D, color_jitter, "brightness/contrast/saturation jitter strength", Check::in(0, 1)),
       TRECVIT_MEMBER_FIELD(D, shuffle_frames, "ablation: train on frame-shuffled clips"),
-      TRECVIT_MEMBER_FIELD(D, workers, "loader threads (a resume may change it)", Check::in(1, 1024)),
+      TRECVIT_MEMBER_FIELD(D, workers, "loader threads (a resume may change it)", Check::in(1, 256)),
   });
   return table;
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "blocks/file_safety.h"
 #include "datasets/annotations.h"
 #include "datasets/loader.h"
 #include "jobs/eval_job.h"
@@ -252,13 +253,9 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
     nlohmann::json mine = rec.to_json();
     mine.erase("threads");
     mine["resume"] = job.resume;
-    const auto h = static_cast<int64_t>(std::hash<std::string>{}(mine.dump()) & 0x3fffffffffffffffULL);
-    auto theirs = torch::tensor({h}, torch::kLong);
-    job.group->broadcast({theirs});
-    auto differs = torch::tensor({theirs.item<int64_t>() != h ? int64_t(1) : int64_t(0)}, torch::kLong);
-    job.group->allreduce_sum(differs);
-    if (differs.item<int64_t>() > 0)
-      throw ConfigError(std::to_string(differs.item<int64_t>()) + " of " + std::to_string(world) +
+    const int64_t differs = dist::disagreeing_ranks(*job.group, mine.dump());
+    if (differs > 0)
+      throw ConfigError(std::to_string(differs) + " of " + std::to_string(world) +
                         " ranks resolved another recipe than rank 0 (" + (job.resume ? "a resume" : "a fresh run") +
                         " here): every rank needs the same files, flags and run folder (shared, or copied to each node)");
   }
@@ -272,6 +269,12 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
                           " normalises its queries with batch statistics (query_norm \"batch\"), which data-parallel "
                           "training does not synchronise; use query_norm \"layer\" (causal-safe too)");
     }
+  // Weights, gradients and two AdamW moments; activations kept for the backward (about 3x a forward's).
+  if (16 * cfg.estimated_parameters() > physical_memory_bytes())
+    throw ConfigError("model config: training about " + std::to_string(int64_t(cfg.estimated_parameters() / 1e6)) +
+                      "M parameters needs " + std::to_string(int64_t(16 * cfg.estimated_parameters() / 1e9)) +
+                      " GB for weights, gradients and AdamW moments, more than this machine has");
+  check_activation_memory(cfg, 3 * d.batch_size, d.frames > 0 ? d.frames : cfg.num_frames, "--batch-size/--frames");
   TrainOptions topt = rec.train;
   topt.out_dir = job.out_dir;
   if (!job.resume && lead) {

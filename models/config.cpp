@@ -1,7 +1,10 @@
 #include "models/config.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
+
+#include "blocks/file_safety.h"
 
 namespace trecvit {
 namespace {
@@ -37,6 +40,12 @@ ChannelMixerOptions mixer_from_json(const nlohmann::json& j, const std::string& 
   m.fields = j;
   m.fields.erase("type");
   return m;
+}
+
+std::string fmt_g(double v) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.3g", v);
+  return b;
 }
 
 }  // namespace
@@ -82,6 +91,41 @@ void TRecViTConfig::validate() const {
   };
   check_mixer("channel_mixer", channel_mixer);
   for (auto& [layer, m] : layer_mixers) check_mixer("layer_channel_mixers." + std::to_string(layer), m);
+  // Absurd sizes are refused here, before LibTorch is asked for the memory (where they would
+  // surface as an allocator failure, sometimes after a long wait).
+  const double weights = 4 * estimated_parameters(), have = physical_memory_bytes();
+  if (weights > have)
+    fail(s, "width/depth/mixers",
+         "about " + fmt_g(estimated_parameters()) + " parameters (" + fmt_g(weights / 1e9) + " GB of float32 weights) do not fit in this machine's " +
+             fmt_g(have / 1e9) + " GB of memory");
+}
+
+void check_activation_memory(const TRecViTConfig& c, int64_t batch, int64_t frames, const std::string& what) {
+  // A forward keeps a few [tokens, max(width, lru_width, mlp_dim)] float32 tensors alive per layer
+  // boundary; 8 is a measured-generous count, so only what cannot fit is refused.
+  const double tokens = double(batch) * double(frames) * double(c.grid_h()) * double(c.grid_w());
+  const double widest = double(std::max({c.width, c.lru_width, c.mlp_dim}));
+  const double need = 4 * c.estimated_parameters() + 8 * 4 * tokens * widest, have = physical_memory_bytes();
+  if (need > have)
+    throw ConfigError(what + ": " + std::to_string(batch) + " x " + std::to_string(frames) + " frames through model '" + c.name +
+                      "' need about " + fmt_g(need / 1e9) + " GB, more than this machine's " + fmt_g(have / 1e9) + " GB");
+}
+
+// Parameters from the sizes alone (dense MLP or expert tables), within a few percent of the
+// built model's count: enough to refuse what cannot fit before anything is allocated.
+double TRecViTConfig::estimated_parameters() const {
+  const double D = double(width), L = double(lru_width), H = double(lru_heads);
+  const double patch = double(patch_size) * double(patch_size) * 3 * D;
+  const double attention = 4 * D * D, recurrent = 3 * D * L + 2 * L * L / H + L * double(conv_width);
+  auto mixer = [&](const ChannelMixerOptions& o) {
+    const auto m = resolve_channel_mixer(o, {width, mlp_dim}).to_json();
+    const double experts = m.value("num_experts", 0.0) + m.value("num_keys", 0.0);
+    return experts > 0 ? experts * D * 2 * m.value("expert_size", 1.0) : 2 * D * m.value("hidden", double(mlp_dim));
+  };
+  double total = patch + double(rep_size) * (D + double(num_classes)) + double(depth) * (attention + recurrent);
+  total += double(depth - int64_t(layer_mixers.size())) * mixer(channel_mixer);
+  for (auto& [layer, m] : layer_mixers) total += mixer(m);
+  return total;
 }
 
 // Each scalar model field once; image_size and the mixers have shapes of their own below.
@@ -142,10 +186,10 @@ TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& sourc
       try {
         size_t used = 0;
         layer = std::stoll(it.key(), &used);
-        if (used != it.key().size()) layer = -1;
+        if (used != it.key().size() || std::to_string(layer) != it.key()) layer = -1;  // "01", "+1": one spelling
       } catch (const std::exception&) {
       }
-      if (layer < 0) fail(source, f, "key must be a layer index");
+      if (layer < 0) fail(source, f, "key must be a layer index written plainly (0, 1, ...)");
       c.layer_mixers[layer] = mixer_from_json(*it, source, f);
     }
   }
@@ -174,14 +218,19 @@ nlohmann::json config_to_json(const TRecViTConfig& c) {
 }
 
 TRecViTConfig load_config(const std::string& path) {
+  if (const auto why = unreadable_reason(path); !why.empty()) throw ConfigError("config " + path + ": " + why);
   std::ifstream f(path);
   if (!f) throw ConfigError("config " + path + ": cannot open file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError("config " + path + ": invalid JSON: " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError("config " + path + ": invalid JSON: " + plain_json_error(e));
   }
+  // A file that gives no size would silently be the 137M-parameter base model.
+  for (const char* field : {"width", "depth"})
+    if (!j.is_object() || !j.contains(field))
+      throw ConfigError("config " + path + ": missing '" + field + "' (a model config states its size: width, depth, ...)");
   return config_from_json(j, "config " + path);
 }
 

@@ -40,6 +40,7 @@ struct TRecViTConfig {
 
   // Throws ConfigError naming the first invalid field.
   void validate() const;
+  double estimated_parameters() const;  // from the sizes alone, before anything is allocated
 };
 
 TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& source = "config");
@@ -47,6 +48,9 @@ nlohmann::json config_to_json(const TRecViTConfig& c);
 // The scalar fields' table rows (image_size, channel_mixer, layer_channel_mixers have their own
 // shapes), for the generated docs.
 std::vector<FieldInfo> config_fields();
+// Refuses (ConfigError naming `what`) a forward of batch x frames clips whose weights and
+// activations cannot fit in this machine's memory, before anything is allocated.
+void check_activation_memory(const TRecViTConfig& config, int64_t batch, int64_t frames, const std::string& what);
 TRecViTConfig load_config(const std::string& path);
 
 }  // namespace trecvit

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "blocks/file_safety.h"
 #include "models/config.h"
 
 namespace trecvit {
@@ -27,6 +28,8 @@ std::string find_config(const std::string& name_or_path) {
   if (name_or_path.empty()) throw ConfigError("find_config: empty config name");
   std::error_code ec;
   if (fs::is_regular_file(name_or_path, ec)) return name_or_path;
+  if (fs::exists(name_or_path, ec))  // a pipe, a device or a folder: say so, do not search on
+    throw ConfigError("config " + name_or_path + ": " + unreadable_reason(name_or_path));
   fs::path name(name_or_path);
   if (!name.has_extension()) name += ".json";
   const auto dirs = config_search_path();

@@ -10,6 +10,8 @@
 #include <regex>
 #include <sstream>
 
+#include "blocks/file_safety.h"
+
 namespace trecvit {
 namespace {
 
@@ -56,14 +58,26 @@ torch::Tensor parse_npy(const std::string& b, const std::string& what) {
   std::stringstream ss(m[1].str());
   std::string tok;
   while (std::getline(ss, tok, ',')) {
-    if (tok.find_first_not_of(" ") == std::string::npos) continue;
-    shape.push_back(std::stoll(tok));
+    const auto first = tok.find_first_not_of(" ");
+    if (first == std::string::npos) continue;
+    const auto last = tok.find_last_not_of(" ");
+    const std::string digits = tok.substr(first, last - first + 1);
+    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+      throw NpyError(what + ": .npy shape entry '" + digits + "' is not a dimension (a non-negative integer)");
+    shape.push_back(std::stoll(digits));
   }
   const size_t data_off = offset + header_len;
-  int64_t numel = 1;
-  for (auto s : shape) numel *= s;
-  const size_t nbytes = numel * c10::elementSize(dt->type);
-  if (b.size() - data_off != nbytes)
+  // The data must hold the shape exactly; a product past the file's size (or past 2^63) is refused
+  // before anything is allocated.
+  const uint64_t available = b.size() - data_off, element = c10::elementSize(dt->type);
+  uint64_t nbytes = element;
+  for (auto s : shape) {
+    if (s != 0 && nbytes > available / uint64_t(s) + 1)
+      throw NpyError(what + ": .npy shape " + c10::str(c10::IntArrayRef(shape)) + " needs more bytes than the file's " +
+                     std::to_string(available));
+    nbytes *= uint64_t(s);
+  }
+  if (available != nbytes)
     throw NpyError(what + ": data holds " + std::to_string(b.size() - data_off) + " bytes, shape needs " +
                    std::to_string(nbytes));
   std::vector<int64_t> load_shape = shape;
@@ -100,6 +114,7 @@ std::string serialize_npy(const torch::Tensor& t_in) {
 }
 
 torch::Tensor read_npy(const std::string& path) {
+  if (const auto why = unreadable_reason(path); !why.empty()) throw NpyError(path + ": " + why);
   std::ifstream f(path, std::ios::binary);
   if (!f) throw NpyError(path + ": cannot open file");
   std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -107,13 +122,11 @@ torch::Tensor read_npy(const std::string& path) {
 }
 
 void write_npy(const std::string& path, const torch::Tensor& t) {
-  std::ofstream f(path, std::ios::binary);
-  const auto bytes = serialize_npy(t);
-  f.write(bytes.data(), bytes.size());
-  if (!f) throw NpyError(path + ": write failed");
+  if (const auto why = write_file_atomically(path, serialize_npy(t)); !why.empty()) throw NpyError(path + ": " + why);
 }
 
 NamedArrays read_npz(const std::string& path) {
+  if (const auto why = unreadable_reason(path); !why.empty()) throw NpyError(path + ": " + why);
   int err = 0;
   std::unique_ptr<zip_t, decltype(&zip_discard)> z(zip_open(path.c_str(), ZIP_RDONLY, &err), &zip_discard);
   if (!z) {

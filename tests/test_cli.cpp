@@ -83,7 +83,7 @@ TEST(Cli, BadInputsFailWithTheReason) {
   EXPECT_NE(out.find("32x32"), std::string::npos) << out;
   EXPECT_NE(run_command(kBin + " predict --checkpoint " + dir + "/m.npz " + dir + "/small.npy", &out), 0);
   EXPECT_NE(out.find("m.npz"), std::string::npos) << out;
-  std::ofstream(dir + "/bad.json") << "{\"width\": -1}";
+  std::ofstream(dir + "/bad.json") << "{\"width\": -1, \"depth\": 2}";
   EXPECT_NE(run_command(kBin + " info --config " + dir + "/bad.json", &out), 0);
   EXPECT_NE(out.find("'width'"), std::string::npos) << out;
   EXPECT_NE(run_command(kBin + " import --npz " + dir + "/m.ckpt --out " + dir + "/x.ckpt", &out), 0);

@@ -93,7 +93,7 @@ TEST(Kinetics, QuotedLabelsFoldersAndMissingRows) {
   ASSERT_EQ(s.missing.size(), 1u);
   EXPECT_EQ(s.missing[0], "ddd_000001_000011.mp4");
   write(root / "annotations" / "val.csv", "label,youtube_id,time_start,time_end,split\n\"x,y\",aaa,zero,10,val\n");
-  expect_dataset_error([&] { load_kinetics(root.string(), "val"); }, {"val.csv", "line 2", "not numbers"});
+  expect_dataset_error([&] { load_kinetics(root.string(), "val"); }, {"val.csv", "line 2", "is not a time in seconds"});
   write(root / "annotations" / "test.csv", "youtube_id,time_start\naaa,0\n");
   expect_dataset_error([&] { load_kinetics(root.string(), "test"); }, {"test.csv", "time_end"});
 }

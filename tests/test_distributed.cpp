@@ -186,3 +186,47 @@ TEST(Distributed, ShardedEvaluationCountsExactlyAndRefusalsAreClear) {
   EXPECT_NE(test::run_command("WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + kBin + " demo --out " + base + "/d", &out), 0);
   EXPECT_NE(out.find("`trecvit demo` does not run data-parallel"), std::string::npos) << out;
 }
+
+// nevis run data-parallel: each trial trains across the ranks, evaluations (dev scores, k-NN
+// transfer, predictions) are sharded and put together, rank 0 writes the run folder. Two ranks
+// of batch b give one rank of batch 2b's models, choices and results.
+TEST(Distributed, NevisRunOfTwoRanksIsOneRankOfTwiceTheBatch) {
+  if (refused_without_gloo()) return;
+  const std::string base = test::temp_dir(), data = base + "/data";
+  std::string out;
+  ASSERT_EQ(test::run_command(kBin + " data nevis-build --out " + data + " --datasets uci_digits", &out), 0) << out;
+  std::ofstream(base + "/stream.json") << R"({"name": "twice", "events": [{"dataset": "uci_digits", "year": 1998},
+                                             {"dataset": "uci_digits", "year": 1999}]})";
+  std::ofstream(base + "/train.json") << R"({"steps": 12, "lr": 1e-4, "warmup_steps": 2, "clip_norm": 1.0, "log_every": 4})";
+  auto nevis = [&](const std::string& run, int64_t batch) {
+    return "--threads 1 --dist-timeout 30 nevis run --learner finetune-knn --knn-k 3 --stream " + base + "/stream.json --data " +
+           data + " --config " + kConfigs + "/nevis/tiny.json --train-config " + base + "/train.json --batch-size " +
+           std::to_string(batch) + " --out " + base + "/" + run;
+  };
+  ASSERT_EQ(test::run_command(kBin + " " + nevis("one", 16), &out), 0) << out;
+  ASSERT_EQ(run_ranks(2, nevis("two", 8), base + "/nevis-log"), (std::vector<int>{0, 0}))
+      << read(base + "/nevis-log.0") << read(base + "/nevis-log.1");
+  auto rows = [&](const std::string& run) {
+    std::vector<nlohmann::json> r;
+    std::ifstream in(base + "/" + run + "/events.jsonl");
+    for (std::string line; std::getline(in, line);) r.push_back(nlohmann::json::parse(line));
+    return r;
+  };
+  const auto one = rows("one"), two = rows("two");
+  ASSERT_EQ(one.size(), 2u);
+  ASSERT_EQ(two.size(), 2u) << "rank 0 alone appends the rows";
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(two[i]["init"], one[i]["init"]);
+    EXPECT_EQ(two[i]["train_flops"], one[i]["train_flops"]);
+    EXPECT_EQ(two[i]["examples"], one[i]["examples"]);
+    EXPECT_NEAR(two[i]["top1"].get<double>(), one[i]["top1"].get<double>(), 1.5 / one[i]["examples"].get<double>());
+    EXPECT_NEAR(two[i]["cross_entropy"].get<double>(), one[i]["cross_entropy"].get<double>(), 1e-4);
+    const std::string model = "/models/" + std::to_string(i) + "-uci_digits.pt";
+    EXPECT_LE(max_difference(base + "/one" + model, base + "/two" + model), 1e-5);
+  }
+  EXPECT_EQ(one[1]["init"], "event 0") << "k-NN transfer chose the first task's backbone: the sharded scores were used";
+  EXPECT_NE(read(base + "/two/run.json").find("\"world_size\": 2"), std::string::npos);
+  EXPECT_EQ(read(base + "/nevis-log.1"), "") << "rank 1 prints nothing but problems";
+  EXPECT_NE(test::run_command(kBin + " " + nevis("two", 8) + " --resume", &out), 0);
+  EXPECT_NE(out.find("another 'world_size'"), std::string::npos) << out;
+}

@@ -318,7 +318,9 @@ TEST(NevisInspect, JsonCountsAndProblemsThroughTheCli) {
     fh.put('\x00');
   }
   std::string out;
-  ASSERT_EQ(test::run_command(std::string(TRECVIT_BIN) + " data inspect --format nevis --root " + root + " --json 2>/dev/null", &out), 0) << out;
+  // One damaged record is a problem: exit 1, and 0 with --allow-problems (the same JSON).
+  EXPECT_EQ(test::run_command(std::string(TRECVIT_BIN) + " data inspect --format nevis --root " + root + " --json 2>/dev/null", &out), 1) << out;
+  ASSERT_EQ(test::run_command(std::string(TRECVIT_BIN) + " data inspect --format nevis --root " + root + " --json --allow-problems 2>/dev/null", &out), 0) << out;
   const auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["datasets"]["bars"]["train"]["examples"], 59);
   EXPECT_EQ(j["datasets"]["bars"]["train"]["corrupt"], 1);

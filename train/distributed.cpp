@@ -302,3 +302,35 @@ void broadcast_module(Group& group, torch::nn::Module& module) {
 }
 
 }  // namespace trecvit::dist
+
+namespace trecvit::dist {
+
+int64_t disagreeing_ranks(Group& group, const std::string& text) {
+  const auto h = static_cast<int64_t>(std::hash<std::string>{}(text) & 0x3fffffffffffffffULL);
+  auto theirs = torch::tensor({h}, torch::kLong);
+  group.broadcast({theirs});
+  auto differs = torch::tensor({theirs.item<int64_t>() != h ? int64_t(1) : int64_t(0)}, torch::kLong);
+  group.allreduce_sum(differs);
+  return differs.item<int64_t>();
+}
+
+double from_rank0(Group& group, double value) {
+  auto t = torch::tensor({value}, torch::kDouble);
+  group.broadcast({t});
+  return t.item<double>();
+}
+
+bool any_rank(Group& group, bool flag) {
+  auto t = torch::tensor({flag ? int64_t(1) : int64_t(0)}, torch::kLong);
+  group.allreduce_sum(t);
+  return t.item<int64_t>() > 0;
+}
+
+torch::Tensor gather_rows(Group& group, const torch::Tensor& mine, int64_t begin, int64_t total) {
+  auto all = torch::zeros({total, mine.size(1)}, mine.options());
+  all.narrow(0, begin, mine.size(0)).copy_(mine);
+  group.allreduce_sum(all);  // every row has one non-zero contributor: the sum is exact
+  return all;
+}
+
+}  // namespace trecvit::dist

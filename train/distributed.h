@@ -84,4 +84,16 @@ class GradientReducer : public StepSync {
 // Rank 0's parameters and buffers, everywhere (a fresh run's initial weights).
 void broadcast_module(Group& group, torch::nn::Module& module);
 
+// How many ranks hold another `text` than rank 0 (0: every rank agrees).
+int64_t disagreeing_ranks(Group& group, const std::string& text);
+double from_rank0(Group& group, double value);
+bool any_rank(Group& group, bool flag);
+// Every rank's rows [begin, begin + mine.size(0)) of a [total, C] tensor, on every rank: the
+// ranks' contiguous shards put together (exactly: each element has one contributor).
+torch::Tensor gather_rows(Group& group, const torch::Tensor& mine, int64_t begin, int64_t total);
+// Rank `rank`'s contiguous share [begin, end) of `n` items.
+inline std::pair<int64_t, int64_t> shard(int64_t n, int64_t rank, int64_t world) {
+  return {n * rank / world, n * (rank + 1) / world};
+}
+
 }  // namespace trecvit::dist

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "blocks/file_safety.h"
 #include "models/checkpoint.h"
 
 namespace trecvit {
@@ -60,6 +61,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
 
 TrainOptions load_train_options(const std::string& path) {
   if (path.empty()) return {};
+  if (const auto why = unreadable_reason(path); !why.empty()) throw ConfigError("train config " + path + ": " + why);
   std::ifstream f(path);
   if (!f) throw ConfigError("train config " + path + ": cannot be opened");
   try {
@@ -67,8 +69,8 @@ TrainOptions load_train_options(const std::string& path) {
     // The "data" section (loader and augmentation) belongs to the job that feeds the trainer.
     if (j.is_object()) j.erase("data");
     return train_options_from_json(j, "train config " + path);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ConfigError("train config " + path + ": invalid JSON: " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError("train config " + path + ": invalid JSON: " + plain_json_error(e));
   }
 }
 
@@ -76,7 +78,7 @@ std::string train_config_beside(const std::string& model_config) {
   std::string path = model_config;
   if (path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0) path.resize(path.size() - 5);
   path += ".train.json";
-  return std::ifstream(path) ? path : std::string();
+  return unreadable_reason(path).empty() ? path : std::string();
 }
 
 Trainer::Trainer(TRecViT model, TrainOptions options, BatchSource& data)
@@ -152,12 +154,11 @@ StepStats Trainer::step() {
 
 void Trainer::log_metrics(const StepStats& s) {
   if (!writes()) return;
-  std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
-  f << nlohmann::json{{"step", s.step}, {"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy},
-                      {"lr", s.lr}, {"clips_per_s", s.clips_per_s}, {"skipped", data_.skipped()},
-                      {"wall_s", elapsed_s_}, {"data_wait_s", data_wait_s_}}
-           .dump()
-    << "\n";
+  const std::string path = opt_.out_dir + "/metrics.jsonl";
+  const auto row = nlohmann::json{{"step", s.step}, {"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy},
+                                  {"lr", s.lr}, {"clips_per_s", s.clips_per_s}, {"skipped", data_.skipped()},
+                                  {"wall_s", elapsed_s_}, {"data_wait_s", data_wait_s_}};
+  if (const auto why = append_line(path, row.dump()); !why.empty()) throw CheckpointError(path + ": " + why);
 }
 
 // Steps logged after the restored checkpoint (a crash between a log line and the next
@@ -180,13 +181,9 @@ void Trainer::truncate_metrics() {
   }
   in.close();
   if (!dropped) return;
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    for (auto& k : kept) out << k << "\n";
-    if (!out.flush()) throw CheckpointError(tmp + ": cannot write");
-  }
-  std::rename(tmp.c_str(), path.c_str());
+  std::string content;
+  for (auto& k : kept) content += k + "\n";
+  if (const auto why = write_file_atomically(path, content); !why.empty()) throw CheckpointError(path + ": " + why);
 }
 
 std::string Trainer::latest_checkpoint_path() const {
@@ -218,8 +215,9 @@ void Trainer::validate_now() {
   auto model = eval_model();
   nlohmann::json result = validate_(*model);  // step() puts the model back in training mode
   if (writes()) {
-    std::ofstream f(opt_.out_dir + "/metrics.jsonl", std::ios::app);
-    f << nlohmann::json{{"step", step_}, {"validation", result}}.dump() << "\n";
+    const std::string path = opt_.out_dir + "/metrics.jsonl";
+    if (const auto why = append_line(path, nlohmann::json{{"step", step_}, {"validation", result}}.dump()); !why.empty())
+      throw CheckpointError(path + ": " + why);
   }
   const double value = result.value(opt_.best_metric, -1.0);
   if (value > best_value_) {
@@ -245,7 +243,7 @@ void Trainer::keep_last_checkpoints() {
     const std::string name = e.path().filename().string();
     if (name.rfind("checkpoint-", 0) != 0 || name.size() < 15 || name.compare(name.size() - 3, 3, ".pt") != 0) continue;
     const std::string digits = name.substr(11, name.size() - 14);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
     all.emplace_back(std::stoll(digits), e.path());
   }
   std::sort(all.begin(), all.end());
@@ -273,44 +271,53 @@ void Trainer::save(const std::string& path) {
 }
 
 void Trainer::resume(const std::string& path) {
-  TRecViTConfig saved;
-  auto archive = open_checkpoint(path, &saved);
-  if (config_to_json(saved) != config_to_json(model_->config()))
-    throw CheckpointError("checkpoint " + path + ": trained with another model config (" +
-                          config_to_json(saved).dump() + "); this run uses " +
-                          config_to_json(model_->config()).dump());
-  c10::IValue state_iv;
-  if (!archive.try_read("train_state", state_iv) || !state_iv.isString())
-    throw CheckpointError("checkpoint " + path + ": no training state (a model-only checkpoint cannot be resumed)");
-  nlohmann::json state;
+  // LibTorch's and the JSON library's own errors (a missing key, a wrong type) inside a damaged
+  // checkpoint become one error naming the file.
   try {
-    state = nlohmann::json::parse(state_iv.toStringRef());
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError("checkpoint " + path + ": corrupt training state: " + e.what());
+    TRecViTConfig saved;
+    auto archive = open_checkpoint(path, &saved);
+    if (config_to_json(saved) != config_to_json(model_->config()))
+      throw CheckpointError("checkpoint " + path + ": trained with another model config (" +
+                            config_to_json(saved).dump() + "); this run uses " +
+                            config_to_json(model_->config()).dump());
+    c10::IValue state_iv;
+    if (!archive.try_read("train_state", state_iv) || !state_iv.isString())
+      throw CheckpointError("checkpoint " + path + ": no training state (a model-only checkpoint cannot be resumed)");
+    nlohmann::json state;
+    try {
+      state = nlohmann::json::parse(state_iv.toStringRef());
+    } catch (const nlohmann::json::exception& e) {
+      throw CheckpointError("checkpoint " + path + ": corrupt training state: " + e.what());
+    }
+    load_weights(*model_, path);  // parameters and buffers in place, with shape checks
+    torch::serialize::InputArchive opt_archive;
+    if (!archive.try_read("train_optimizer", opt_archive))
+      throw CheckpointError("checkpoint " + path + ": missing optimizer state");
+    optimizer_->load(opt_archive);
+    torch::Tensor rng;
+    if (!archive.try_read("train_rng", rng)) throw CheckpointError("checkpoint " + path + ": missing RNG state");
+    auto gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(rng);
+    for (size_t i = 0; i < ema_.size(); ++i) {
+      torch::Tensor t;
+      if (!archive.try_read("train_ema/" + std::to_string(i), t))
+        throw CheckpointError("checkpoint " + path + ": EMA is on but the checkpoint has no EMA weights");
+      ema_[i].copy_(t);
+    }
+    step_ = state.at("step").get<int64_t>();
+    clips_seen_ = state.value("clips_seen", int64_t(0));
+    elapsed_s_ = state.value("elapsed_s", 0.0);
+    data_wait_s_ = state.value("data_wait_s", 0.0);
+    best_value_ = state.value("best_value", -1.0);
+    best_step_ = state.value("best_step", int64_t(0));
+    data_.restore(state.at("data_position"));
+    truncate_metrics();
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw CheckpointError("checkpoint " + path + ": damaged training state (" + what.substr(0, what.find('\n')) + ")");
   }
-  load_weights(*model_, path);  // parameters and buffers in place, with shape checks
-  torch::serialize::InputArchive opt_archive;
-  if (!archive.try_read("train_optimizer", opt_archive))
-    throw CheckpointError("checkpoint " + path + ": missing optimizer state");
-  optimizer_->load(opt_archive);
-  torch::Tensor rng;
-  if (!archive.try_read("train_rng", rng)) throw CheckpointError("checkpoint " + path + ": missing RNG state");
-  auto gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(rng);
-  for (size_t i = 0; i < ema_.size(); ++i) {
-    torch::Tensor t;
-    if (!archive.try_read("train_ema/" + std::to_string(i), t))
-      throw CheckpointError("checkpoint " + path + ": EMA is on but the checkpoint has no EMA weights");
-    ema_[i].copy_(t);
-  }
-  step_ = state.at("step").get<int64_t>();
-  clips_seen_ = state.value("clips_seen", int64_t(0));
-  elapsed_s_ = state.value("elapsed_s", 0.0);
-  data_wait_s_ = state.value("data_wait_s", 0.0);
-  best_value_ = state.value("best_value", -1.0);
-  best_step_ = state.value("best_step", int64_t(0));
-  data_.restore(state.at("data_position"));
-  truncate_metrics();
 }
 
 TRecViT Trainer::eval_model() {

@@ -19,6 +19,7 @@ class FfmpegSource : public CaptureSource {
   void open() override {
     close();
     InputOptions o;
+    o.live = true;
     o.interrupt = [this] { return stop_.load() || Clock::now() > deadline_.load() || (cancel_ && cancel_()); };
     deadline_ = Clock::now() + timeout_;
     input_ = Input::open(source_, o);

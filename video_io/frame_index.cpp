@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <numeric>
 
 #include "video_io/error.h"
@@ -31,6 +33,54 @@ int64_t FrameIndex::at_time(double t) const {
   auto it = std::upper_bound(pts.begin(), pts.end(), ticks, [](double v, int64_t p) { return v < p; });
   return std::max<int64_t>(0, (it - pts.begin()) - 1);
 }
+
+namespace {
+
+// EBML variable-length integer at p (at most 8 bytes); false when it does not fit in `end`.
+bool ebml_vint(const uint8_t*& p, const uint8_t* end, bool keep_marker, uint64_t* value, bool* unknown) {
+  if (p >= end || *p == 0) return false;
+  int len = 1;
+  while (!(*p & (0x80 >> (len - 1)))) ++len;
+  if (p + len > end) return false;
+  uint64_t v = keep_marker ? *p : (*p & (0xff >> len));
+  bool all_ones = (*p & (0xff >> len)) == (0xff >> len);
+  for (int i = 1; i < len; ++i) {
+    v = (v << 8) | p[i];
+    all_ones = all_ones && p[i] == 0xff;
+  }
+  p += len;
+  *value = v;
+  if (unknown) *unknown = all_ones;
+  return true;
+}
+
+// A Matroska/WebM file shorter than its Segment element declares was cut (a copy or a download
+// that stopped): its demuxer then just reports the end of the file. "" when it is whole, or
+// when the segment size is unknown (live recordings).
+std::string matroska_cut(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "";
+  uint8_t head[4096];
+  const size_t n = std::fread(head, 1, sizeof(head), f);
+  std::fseek(f, 0, SEEK_END);
+  const long file_size = std::ftell(f);
+  std::fclose(f);
+  const uint8_t *p = head, *end = head + n;
+  uint64_t id = 0, size = 0;
+  bool unknown = false;
+  if (!ebml_vint(p, end, true, &id, nullptr) || id != 0x1A45DFA3 || !ebml_vint(p, end, false, &size, nullptr) ||
+      size > uint64_t(end - p))
+    return "";
+  p += size;
+  if (!ebml_vint(p, end, true, &id, nullptr) || id != 0x18538067 || !ebml_vint(p, end, false, &size, &unknown) || unknown)
+    return "";
+  const uint64_t declared_end = uint64_t(p - head) + size;
+  if (file_size < 0 || declared_end <= uint64_t(file_size)) return "";
+  return "truncated: the file ends at byte " + std::to_string(file_size) + " of the " + std::to_string(declared_end) +
+         " its Matroska segment declares";
+}
+
+}  // namespace
 
 FrameIndex build_index(AVFormatContext* fmt, int stream, bool* missing_timestamps) {
   FrameIndex index;
@@ -64,6 +114,14 @@ FrameIndex build_index(AVFormatContext* fmt, int stream, bool* missing_timestamp
       return index;
     }
     entries.emplace_back(pkt->pts, (pkt->flags & AV_PKT_FLAG_KEY) ? 1 : 0);
+  }
+  if (!index.truncated && fmt->url && fmt->iformat && std::strstr(fmt->iformat->name, "matroska") &&
+      !std::strstr(fmt->url, "://")) {
+    const std::string cut = matroska_cut(fmt->url);
+    if (!cut.empty()) {
+      index.truncated = true;
+      index.problem = cut;
+    }
   }
   std::stable_sort(entries.begin(), entries.end(), [](auto& a, auto& b) { return a.first < b.first; });
   index.pts.reserve(entries.size());

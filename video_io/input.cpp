@@ -18,12 +18,16 @@ constexpr int kAvioBufferSize = 1 << 16;
 bool looks_like_url(const std::string& s) { return s.find("://") != std::string::npos; }
 
 // Fails early with a clear reason for the common local-file problems.
-void check_local_file(const std::string& path) {
+void check_local_file(const std::string& path, bool live) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     throw VideoError(ErrorKind::kMissingFile, path, errno == ENOENT ? "no such file" : std::strerror(errno));
   }
   if (S_ISDIR(st.st_mode)) throw VideoError(ErrorKind::kNotAVideo, path, "is a directory");
+  if (!live && !S_ISREG(st.st_mode))
+    throw VideoError(ErrorKind::kNotAVideo, path,
+                     std::string("is not a regular file (") + (S_ISFIFO(st.st_mode) ? "a named pipe" : "a device or socket") +
+                         "): videos are read from files; live sources go to `trecvit stream`");
   if (::access(path.c_str(), R_OK) != 0) throw VideoError(ErrorKind::kMissingFile, path, "cannot be read: " + std::string(std::strerror(errno)));
   if (S_ISREG(st.st_mode) && st.st_size == 0) throw VideoError(ErrorKind::kNotAVideo, path, "empty file (0 bytes)");
 }
@@ -36,7 +40,7 @@ std::unique_ptr<Input> Input::open(const std::string& path_or_url, const InputOp
   std::unique_ptr<Input> in(new Input());
   in->source_ = path_or_url;
   in->local_file_ = !looks_like_url(path_or_url);
-  if (in->local_file_) check_local_file(path_or_url);
+  if (in->local_file_) check_local_file(path_or_url, options.live);
   AVFormatContext* raw = avformat_alloc_context();
   if (!raw) throw std::bad_alloc();
   if (options.interrupt) {

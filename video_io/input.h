@@ -18,6 +18,9 @@ using Bytes = std::shared_ptr<const std::vector<uint8_t>>;
 struct InputOptions {
   std::function<bool()> interrupt;
   std::vector<std::pair<std::string, std::string>> format_options;  // avformat_open_input options
+  // A live source: a local path may be a FIFO or a device. Otherwise it must be a regular file,
+  // so a FIFO given as a video fails at once instead of blocking the open forever.
+  bool live = false;
 };
 
 class Input {
