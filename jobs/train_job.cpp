@@ -270,9 +270,9 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
                           "training does not synchronise; use query_norm \"layer\" (causal-safe too)");
     }
   // Weights, gradients and two AdamW moments; activations kept for the backward (about 3x a forward's).
-  if (16 * cfg.estimated_parameters() > physical_memory_bytes())
-    throw ConfigError("model config: training about " + std::to_string(int64_t(cfg.estimated_parameters() / 1e6)) +
-                      "M parameters needs " + std::to_string(int64_t(16 * cfg.estimated_parameters() / 1e9)) +
+  if (const double params = cfg.estimated_parameters(); 16 * params > physical_memory_bytes())
+    throw ConfigError("model config: training about " + std::to_string(int64_t(params / 1e6)) +
+                      "M parameters needs " + std::to_string(int64_t(16 * params / 1e9)) +
                       " GB for weights, gradients and AdamW moments, more than this machine has");
   check_activation_memory(cfg, 3 * d.batch_size, d.frames > 0 ? d.frames : cfg.num_frames, "--batch-size/--frames");
   TrainOptions topt = rec.train;

@@ -93,10 +93,10 @@ void TRecViTConfig::validate() const {
   for (auto& [layer, m] : layer_mixers) check_mixer("layer_channel_mixers." + std::to_string(layer), m);
   // Absurd sizes are refused here, before LibTorch is asked for the memory (where they would
   // surface as an allocator failure, sometimes after a long wait).
-  const double weights = 4 * estimated_parameters(), have = physical_memory_bytes();
+  const double params = estimated_parameters(), weights = 4 * params, have = physical_memory_bytes();
   if (weights > have)
     fail(s, "width/depth/mixers",
-         "about " + fmt_g(estimated_parameters()) + " parameters (" + fmt_g(weights / 1e9) + " GB of float32 weights) do not fit in this machine's " +
+         "about " + fmt_g(params) + " parameters (" + fmt_g(weights / 1e9) + " GB of float32 weights) do not fit in this machine's " +
              fmt_g(have / 1e9) + " GB of memory");
 }
 
@@ -111,8 +111,8 @@ void check_activation_memory(const TRecViTConfig& c, int64_t batch, int64_t fram
                       "' need about " + fmt_g(need / 1e9) + " GB, more than this machine's " + fmt_g(have / 1e9) + " GB");
 }
 
-// Parameters from the sizes alone (dense MLP or expert tables), within a few percent of the
-// built model's count: enough to refuse what cannot fit before anything is allocated.
+// Parameters from the sizes alone (dense MLP or expert tables), a rough count of the main
+// matrices: enough to refuse what cannot fit before anything is allocated.
 double TRecViTConfig::estimated_parameters() const {
   const double D = double(width), L = double(lru_width), H = double(lru_heads);
   const double patch = double(patch_size) * double(patch_size) * 3 * D;
