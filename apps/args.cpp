@@ -4,6 +4,7 @@
 
 #ifdef TRECVIT_WITH_JOBS
 #include "datasets/formats.h"
+#include "blocks/parse_number.h"
 #endif
 
 namespace trecvit::cli {
@@ -19,15 +20,9 @@ std::string join(const std::vector<std::string>& v) {
 CLI::Validator numeric(std::function<std::string(double)> check, std::string description) {
   return CLI::Validator(
       [check](std::string& input) -> std::string {
-        double v = 0;
-        try {
-          size_t used = 0;
-          v = std::stod(input, &used);
-          if (used != input.size()) throw std::invalid_argument(input);
-        } catch (const std::exception&) {
-          return "must be a number, got '" + input + "'";
-        }
-        return check(v);
+        const auto v = parse_double(input);
+        if (!v) return "must be a number, got '" + input + "'";
+        return check(*v);
       },
       std::move(description));
 }

@@ -13,6 +13,7 @@
 #include "train/trainer.h"
 #include "jobs/nevis_report.h"
 #include "models/config_locator.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit::cli {
 namespace {
@@ -50,11 +51,12 @@ void add_run(CLI::App* nevis, Global& g) {
   cmd->add_option("--seed", job.seed, "seed of every initialisation, data order and search")->capture_default_str();
   cmd->callback([&g] {
     const auto comma = lr_range.find(',');
-    try {
-      if (comma == std::string::npos) throw std::invalid_argument("");
-      job.lr_min = std::stod(lr_range.substr(0, comma));
-      job.lr_max = std::stod(lr_range.substr(comma + 1));
-    } catch (const std::exception&) {
+    const auto lo = comma == std::string::npos ? std::nullopt : parse_double(lr_range.substr(0, comma));
+    const auto hi = comma == std::string::npos ? std::nullopt : parse_double(lr_range.substr(comma + 1));
+    if (lo && hi) {
+      job.lr_min = *lo;
+      job.lr_max = *hi;
+    } else {
       throw CLI::ValidationError("--lr-range", "expected MIN,MAX (e.g. 1e-4,1e-2), got '" + lr_range + "'");
     }
     job.build_debian_data = job.data_root.empty();

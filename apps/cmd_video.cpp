@@ -13,6 +13,7 @@
 #include "video_io/image_file.h"
 #include "video_io/md5.h"
 #include "video_io/reader.h"
+#include "blocks/parse_number.h"
 
 extern "C" {
 #include <libavutil/log.h>
@@ -33,19 +34,13 @@ std::vector<int64_t> parse_indices(const std::string& s) {
   while (pos <= s.size()) {
     const size_t comma = std::min(s.find(',', pos), s.size());
     const std::string item = s.substr(pos, comma - pos);
-    try {
-      size_t used = 0;
-      const size_t dash = item.find('-', 1);
-      if (dash == std::string::npos) {
-        out.push_back(std::stoll(item, &used));
-        if (used != item.size() || out.back() < 0 || int64_t(out.size()) > kMaxIndices) throw std::invalid_argument(item);
-      } else {
-        const int64_t a = std::stoll(item.substr(0, dash)), b = std::stoll(item.substr(dash + 1), &used);
-        if (used != item.size() - dash - 1 || b < a) throw std::invalid_argument(item);
-        if (a < 0 || b - a >= kMaxIndices - int64_t(out.size())) throw std::invalid_argument(item);
-        for (int64_t i = a; i <= b; ++i) out.push_back(i);
-      }
-    } catch (const std::logic_error&) {
+    const size_t dash = item.find('-', 1);
+    const auto a = parse_int(item.substr(0, dash));
+    const auto b = dash == std::string::npos ? a : parse_int(item.substr(dash + 1));
+    const bool ok = a && b && *a >= 0 && *b >= *a && *b - *a < kMaxIndices - int64_t(out.size());
+    if (ok) {
+      for (int64_t i = *a; i <= *b; ++i) out.push_back(i);
+    } else {
       throw CLI::ValidationError("--indices", "'" + item + "' is not an index >= 0 or a range A-B (at most " +
                                                   std::to_string(kMaxIndices) + " frames in all)");
     }

@@ -1,12 +1,16 @@
 // trecvit: the toolkit's command line.
 #include <torch/version.h>
 
+#include <algorithm>
 #include <iostream>
+#include <thread>
+#include <nlohmann/json.hpp>
 
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/distributed.h"
 #include "apps/progress.h"
+#include "blocks/file_safety.h"
 #include "blocks/runtime.h"
 
 #ifndef TRECVIT_VERSION
@@ -29,7 +33,8 @@ int main(int argc, char** argv) {
   app.add_option_function<int>(
          "--threads", [&g](int n) { trecvit::configure_runtime(g.threads = n); },
          "threads for ATen and OpenBLAS (0: all cores)")
-      ->check(trecvit::cli::between(0, 1024))
+      // More threads than cores never helps, and each costs start-up time (1024 on 2 cores: 17 s).
+      ->check(trecvit::cli::between(0, std::max(64u, 4 * std::thread::hardware_concurrency())))
       ->group("Runtime");
   app.add_option_function<std::string>(
          "--log-format",
@@ -78,6 +83,12 @@ int main(int argc, char** argv) {
                 << " (a smaller model, batch, clip or --workers fits)\n";
     else
       std::cerr << "trecvit: error: " << what.substr(0, what.find('\n')) << "\n";
+    return 1;
+  } catch (const nlohmann::json::exception& e) {
+    // A record read without its own check: no file to name, but a sentence, not the library's tag.
+    trecvit::cli::close_progress_line();
+    std::cerr << "trecvit: error: a JSON file holds a value of the wrong type or lacks a field (" << trecvit::plain_json_error(e)
+              << "); was a run folder or record edited or damaged?\n";
     return 1;
   } catch (const std::exception& e) {
     trecvit::cli::close_progress_line();

@@ -15,8 +15,8 @@ namespace {
 
 double train_step_seconds(const Args& args) {
   auto cfg = bench_config(args.get("config", args.quick ? "tiny" : "small"),
-                          std::stoll(args.get("size", args.quick ? "32" : "112")));
-  const int64_t B = std::stoll(args.get("batch", "2")), T = std::stoll(args.get("frames", args.quick ? "2" : "8"));
+                          args.get_int("size", args.quick ? "32" : "112"));
+  const int64_t B = args.get_int("batch", "2"), T = args.get_int("frames", args.quick ? "2" : "8");
   torch::manual_seed(0);
   TRecViT model(cfg);
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));

@@ -17,8 +17,8 @@ extern char** environ;
 namespace trecvit::bench {
 nlohmann::json bench_allreduce(const Args& args) {
   if (!dist::available()) throw std::runtime_error("bench allreduce: built without c10d/Gloo (install libgloo-dev)");
-  const int64_t world = std::stoll(args.get("ranks", "2")), rank = std::stoll(args.get("rank", "0"));
-  const int port = rank == 0 ? free_port() : std::stoi(args.get("port", "0"));
+  const int64_t world = args.get_int("ranks", "2"), rank = args.get_int("rank", "0");
+  const int port = rank == 0 ? free_port() : (int)args.get_int("port", "0");
   const int repeats = args.quick ? 3 : std::max(args.repeats, 5);
   std::vector<pid_t> children;
   if (rank == 0) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/imgproc.hpp>
@@ -78,7 +79,9 @@ CliTimes cli_times(const std::string& path, const std::string& output = "") {
   const auto u = out.find("utime="), st = out.find("stime="), rt = out.find("rtime=");
   if (rc != 0 || u == std::string::npos || st == std::string::npos || rt == std::string::npos)
     throw std::runtime_error("ffmpeg -benchmark failed on " + path + ": " + out);
-  return {std::stod(out.substr(rt + 6)), std::stod(out.substr(u + 6)) + std::stod(out.substr(st + 6))};
+  // strtod reads the number in front of the unit ("rtime=1.234s").
+  const char* text = out.c_str();
+  return {std::strtod(text + rt + 6, nullptr), std::strtod(text + u + 6, nullptr) + std::strtod(text + st + 6, nullptr)};
 }
 
 double thread_cpu_seconds() {
@@ -176,11 +179,11 @@ int opencv_exact_clips(Reader& r, const std::vector<std::vector<int64_t>>& clips
 nlohmann::json bench_decode(const Args& args) {
   video::set_ffmpeg_log_level(AV_LOG_FATAL);
   const bool quick = args.quick;
-  const int frames = std::stoi(args.get("frames", quick ? "40" : "300"));
-  const int nclips = std::stoi(args.get("clips", quick ? "3" : "16"));
-  const int side = std::stoi(args.get("size", "224"));
+  const int frames = (int)args.get_int("frames", quick ? "40" : "300");
+  const int nclips = (int)args.get_int("clips", quick ? "3" : "16");
+  const int side = (int)args.get_int("size", "224");
   const int rounds = std::max(1, args.repeats);
-  const int threads = std::stoi(args.get("threads", std::to_string(std::max(2u, std::thread::hardware_concurrency()))));
+  const int threads = (int)args.get_int("threads", std::to_string(std::max(2u, std::thread::hardware_concurrency())));
   std::vector<Source> sources = {{"vp9_240p", "vp9", 426, 240, 12, 0}, {"h264_340x256", "h264", 340, 256, 25, 0},
                                  {"h264_720p", "h264", 1280, 720, 25, 0}};
   if (quick) sources = {{"vp9_240p", "vp9", 160, 96, 12, 0}, {"h264_340x256", "h264", 170, 128, 25, 0}};

@@ -59,11 +59,11 @@ double trainer_clips_per_s(const TRecViTConfig& cfg, BatchSource& source, int64_
 nlohmann::json bench_loader(const Args& args) {
   const bool quick = args.quick;
   const std::string config = args.get("config", "small");
-  const int64_t size = std::stoll(args.get("size", "112")), frames = std::stoll(args.get("frames", "16"));
-  const int64_t batch = std::stoll(args.get("batch", "8"));
-  const int workers = std::stoi(args.get("workers", "2"));
-  const int steps = std::stoi(args.get("steps", quick ? "1" : "4"));
-  const int64_t videos = std::stoll(args.get("videos", quick ? "16" : "160"));
+  const int64_t size = args.get_int("size", "112"), frames = args.get_int("frames", "16");
+  const int64_t batch = args.get_int("batch", "8");
+  const int workers = (int)args.get_int("workers", "2");
+  const int steps = (int)args.get_int("steps", quick ? "1" : "4");
+  const int64_t videos = args.get_int("videos", quick ? "16" : "160");
   const int repeats = quick ? 1 : args.repeats;
 
   const fs::path dir = fs::temp_directory_path() / fmt::format("trecvit_bench_loader_{}", ::getpid());
@@ -74,7 +74,7 @@ nlohmann::json bench_loader(const Args& args) {
   ssf.validation_clips = 0;
   ssf.frames = frames;
   // 128 for 112 crops by default: SSv2's short side is ~240 for 224 crops.
-  ssf.size = std::stoll(args.get("video_size", std::to_string(size * 8 / 7)));
+  ssf.size = args.get_int("video_size", std::to_string(size * 8 / 7));
   const auto gen = data::generate_ssf(ssf);
   const auto split = data::load_ssv2(ssf.out_dir, "train");
 

@@ -9,14 +9,14 @@
 namespace trecvit::bench {
 
 nlohmann::json bench_model(const Args& args) {
-  const int64_t T = std::stoll(args.get("frames", args.quick ? "2" : "4"));
-  const int64_t B = std::stoll(args.get("batch", "1"));
+  const int64_t T = args.get_int("frames", args.quick ? "2" : "4");
+  const int64_t B = args.get_int("batch", "1");
   std::vector<std::pair<std::string, int64_t>> runs;
   if (args.quick)
     runs = {{"tiny", 32}};
   else
     runs = {{"small", 112}, {"small", 224}, {"base", 112}, {"base", 224}};
-  if (args.get("config", "") != "") runs = {{args.get("config", ""), std::stoll(args.get("size", "224"))}};
+  if (args.get("config", "") != "") runs = {{args.get("config", ""), args.get_int("size", "224")}};
   nlohmann::json out = nlohmann::json::array();
   for (auto& [name, size] : runs) {
     auto cfg = bench_config(name, size);

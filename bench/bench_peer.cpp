@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "bench/common.h"
@@ -29,7 +30,7 @@ int64_t status_bytes(const std::string& key) {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))
-    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;
+    if (line.rfind(key + ":", 0) == 0) return std::strtoll(line.c_str() + key.size() + 1, nullptr, 10) * 1024;  // "  123 kB"
   return -1;
 }
 
@@ -38,7 +39,7 @@ struct Shape {
 };
 
 Shape shape_of(const Args& a) {
-  auto get = [&](const char* key) { return std::stoll(a.get(key, "0")); };
+  auto get = [&](const char* key) { return a.get_int(key, "0"); };
   return {get("N"), get("D"), get("h"), get("k"), get("dk"), get("tokens")};
 }
 
@@ -173,8 +174,8 @@ nlohmann::json bench_peer(const Args& args) {
   if (args.quick) {
     shapes.push_back({32 * 32, 32, 2, 4, 8, 64});
   } else {
-    shapes.push_back({1024 * 1024, 256, 8, 16, 128, std::stoll(args.get("tokens", "4096"))});
-    shapes.push_back({512 * 512, 768, 8, 16, 128, std::stoll(args.get("tokens768", "2048"))});
+    shapes.push_back({1024 * 1024, 256, 8, 16, 128, args.get_int("tokens", "4096")});
+    shapes.push_back({512 * 512, 768, 8, 16, 128, args.get_int("tokens768", "2048")});
   }
   nlohmann::json results = nlohmann::json::array();
   for (size_t si = 0; si < shapes.size(); ++si) {

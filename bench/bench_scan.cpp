@@ -10,9 +10,9 @@ namespace trecvit::bench {
 
 nlohmann::json bench_scan(const Args& args) {
   // Default: one small-config layer at 112 px, batch 2: 2 * 50 token series, L = 768, 6 heads.
-  const int64_t B = std::stoll(args.get("series", args.quick ? "8" : "100"));
-  const int64_t L = std::stoll(args.get("width", args.quick ? "32" : "768"));
-  const int64_t H = std::stoll(args.get("heads", args.quick ? "2" : "6"));
+  const int64_t B = args.get_int("series", args.quick ? "8" : "100");
+  const int64_t L = args.get_int("width", args.quick ? "32" : "768");
+  const int64_t H = args.get_int("heads", args.quick ? "2" : "6");
   std::vector<int64_t> Ts = args.quick ? std::vector<int64_t>{8} : std::vector<int64_t>{16, 32, 64};
   torch::manual_seed(0);
   RGLRU lru(RGLRUOptions(L, H));

@@ -8,6 +8,7 @@
 
 #include "bench/common.h"
 #include "bench/harness.h"
+#include "blocks/parse_number.h"
 #include "bench/stream_parts.h"
 #include "models/accounting.h"
 
@@ -25,14 +26,18 @@ std::vector<int64_t> parse_int_list(const std::string& s) {
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string tok;
-  while (std::getline(ss, tok, ',')) out.push_back(std::stoll(tok));
+  while (std::getline(ss, tok, ',')) {
+    const auto n = parse_int(tok);
+    if (!n) throw std::invalid_argument("'" + s + "': expected comma-separated integers");
+    out.push_back(*n);
+  }
   return out;
 }
 
 nlohmann::json stream_history(const Args& args) {
   const auto cfg = bench_config(args.get("config", args.quick ? "tiny" : "small"),
-                                std::stoll(args.get("size", args.quick ? "32" : "112")));
-  const int64_t frames = std::stoll(args.get("frames", args.quick ? "30" : "1000"));
+                                args.get_int("size", args.quick ? "32" : "112"));
+  const int64_t frames = args.get_int("frames", args.quick ? "30" : "1000");
   const auto batches = parse_int_list(args.get("batches", args.quick ? "1,2" : "1,8"));
   const auto marks = parse_int_list(args.get("marks", args.quick ? "1,10,30" : "1,100,1000"));
   const auto offline_hist = parse_int_list(args.get("offline", args.quick ? "1,4,16" : "1,10,100"));

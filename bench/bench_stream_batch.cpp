@@ -13,9 +13,9 @@ namespace trecvit::bench {
 
 nlohmann::json stream_batched(const Args& args) {
   const auto cfg = bench_config(args.get("config", args.quick ? "tiny" : "small"),
-                                std::stoll(args.get("size", args.quick ? "32" : "112")));
+                                args.get_int("size", args.quick ? "32" : "112"));
   const auto streams = parse_int_list(args.get("streams", args.quick ? "1,4" : "1,4,16"));
-  const int steps = std::stoi(args.get("steps", args.quick ? "3" : "8"));
+  const int steps = (int)args.get_int("steps", args.quick ? "3" : "8");
   torch::manual_seed(0);
   TRecViT model(cfg);
   model->eval();

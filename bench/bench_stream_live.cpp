@@ -62,10 +62,10 @@ class Server {
 
 nlohmann::json stream_live(const Args& args) {
   const auto cfg = bench_config(args.get("config", args.quick ? "tiny" : "small"),
-                                std::stoll(args.get("size", args.quick ? "32" : "112")));
-  const double seconds = std::stod(args.get("seconds", args.quick ? "3" : "20"));
-  const int fps = std::stoi(args.get("fps", "25"));
-  const int64_t window = std::stoll(args.get("window", "32"));
+                                args.get_int("size", args.quick ? "32" : "112"));
+  const double seconds = args.get_double("seconds", args.quick ? "3" : "20");
+  const int fps = (int)args.get_int("fps", "25");
+  const int64_t window = args.get_int("window", "32");
   const std::string size = args.get("source_size", "320x240");
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("trecvit_bench_live_{}", getpid());
   std::filesystem::create_directories(dir);

@@ -1,5 +1,7 @@
 #include "bench/harness.h"
 
+#include "blocks/parse_number.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -17,6 +19,18 @@ std::string Args::get(const std::string& key, const std::string& fallback) const
   for (auto& kv : extra)
     if (kv.rfind(key + "=", 0) == 0) return kv.substr(key.size() + 1);
   return fallback;
+}
+
+int64_t Args::get_int(const std::string& key, const std::string& fallback) const {
+  const std::string v = get(key, fallback);
+  if (auto n = parse_int(v)) return *n;
+  throw std::invalid_argument("--set " + key + "=" + v + ": not an integer");
+}
+
+double Args::get_double(const std::string& key, const std::string& fallback) const {
+  const std::string v = get(key, fallback);
+  if (auto x = parse_double(v)) return *x;
+  throw std::invalid_argument("--set " + key + "=" + v + ": not a number");
 }
 
 std::vector<std::pair<std::string, std::string>> list_benchmarks() {

@@ -15,6 +15,9 @@ struct Args {
   int repeats = 5;
   std::vector<std::string> extra;  // benchmark-specific key=value options
   std::string get(const std::string& key, const std::string& fallback) const;
+  // The option as a number; a value that is not one is an error naming KEY=VALUE.
+  int64_t get_int(const std::string& key, const std::string& fallback) const;
+  double get_double(const std::string& key, const std::string& fallback) const;
 };
 
 using BenchFn = std::function<nlohmann::json(const Args&)>;

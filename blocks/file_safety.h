@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <string>
 
+#include "blocks/parse_number.h"
+
 namespace trecvit {
 
 // "" when `path` is a readable regular file, else why not ("no such file", "is a directory",
@@ -28,6 +30,32 @@ inline std::string unreadable_reason(const std::string& path) {
   if (!S_ISREG(st.st_mode)) return "is a device or socket, not a regular file";
   if (::access(path.c_str(), R_OK) != 0) return std::string("cannot be read (") + std::strerror(errno) + ")";
   return "";
+}
+
+// "" when nothing is at `path` or it is a readable regular file (for files that may be absent).
+inline std::string unreadable_if_present(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  return why == "no such file" ? "" : why;
+}
+
+// The whole of the regular file at `path` into `out`; false with `why` set when it is not one or
+// cannot be read.
+inline bool read_regular_file(const std::string& path, std::string& out, std::string& why) {
+  why = unreadable_reason(path);
+  if (!why.empty()) return false;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    why = std::string("cannot be opened (") + std::strerror(errno) + ")";
+    return false;
+  }
+  out.clear();
+  char buf[1 << 16];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  const bool failed = std::ferror(f);
+  std::fclose(f);
+  if (failed) why = "cannot be read";
+  return !failed;
 }
 
 // A JSON library error as a sentence: without nlohmann's "[json.exception.parse_error.101] " tag.
@@ -95,7 +123,7 @@ inline int remove_stale_temporaries(const std::string& dir) {
     if (at == std::string::npos || at + 5 == name.size()) continue;
     const std::string digits = name.substr(at + 5);
     if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    const pid_t pid = static_cast<pid_t>(*parse_int(digits));
     if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
     if (std::filesystem::remove(e.path(), ec)) ++removed;
   }

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "blocks/file_safety.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit::data {
 namespace fs = std::filesystem;
@@ -24,14 +25,9 @@ void require_component(const std::string& s, const std::string& where, const std
 
 // A number of seconds in a CSV field: finite, >= 0, and the whole field.
 int64_t seconds_field(const std::string& s, const std::string& where, const std::string& column) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != s.size() || !std::isfinite(v) || v < 0 || v > 1e9)
+  const auto parsed = parse_double(s);
+  const double v = parsed.value_or(0);
+  if (!parsed || !std::isfinite(v) || v < 0 || v > 1e9)
     throw DatasetError(where + ": " + column + " '" + s + "' is not a time in seconds (a finite number >= 0)");
   return std::llround(v);
 }
@@ -43,7 +39,7 @@ nlohmann::json read_json(const fs::path& p) {
   try {
     return nlohmann::json::parse(f);
   } catch (const nlohmann::json::exception& e) {
-    throw DatasetError(p.string() + ": invalid JSON: " + e.what());
+    throw DatasetError(p.string() + ": invalid JSON: " + plain_json_error(e));
   }
 }
 
@@ -152,10 +148,8 @@ DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, cons
   std::map<std::string, int64_t> index;
   for (auto it = labels.begin(); it != labels.end(); ++it) {
     int64_t i = -1;
-    try {
-      i = it->is_string() ? std::stoll(it->get<std::string>()) : it->get<int64_t>();
-    } catch (const std::exception&) {
-    }
+    if (it->is_string()) i = parse_int(it->get_ref<const std::string&>()).value_or(-1);
+    else if (it->is_number_integer()) i = it->get<int64_t>();
     if (i < 0) throw DatasetError(labels_path.string() + ": template '" + it.key() + "': index " + it->dump() + " is not a non-negative integer");
     index[it.key()] = i;
   }
@@ -320,7 +314,7 @@ DatasetSplit load_csv_list(const std::string& csv_s) {
   for (auto& [path, label] : rows) {
     fs::path p(path);
     if (p.is_relative()) p = csv.parent_path() / p;
-    const int64_t l = numeric ? std::stoll(label) : by_name[label];
+    const int64_t l = numeric ? parse_int(label).value_or(-1) : by_name[label];
     max_label = std::max(max_label, l);
     if (fs::exists(p))
       out.items.push_back({p.string(), l, path});

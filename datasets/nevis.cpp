@@ -45,7 +45,7 @@ void read_sidecar(const fs::path& path, NevisDataset& ds) {
     ds.multi_label = j.value("multi_label", false);
     if (j.contains("class_names")) ds.class_names = j.at("class_names").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
-    throw DatasetError(path.string() + ": malformed sidecar: " + e.what());
+    throw DatasetError(path.string() + ": malformed sidecar: " + plain_json_error(e));
   }
   if (ds.num_classes < 1 || ds.num_classes > kMaxNevisClasses)
     throw DatasetError(path.string() + ": num_classes must be in [1, " + std::to_string(kMaxNevisClasses) + "], got " +

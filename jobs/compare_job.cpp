@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "blocks/file_safety.h"
 #include "datasets/formats.h"
 #include "jobs/compare_report.h"
 #include "jobs/json_io.h"
@@ -14,6 +15,7 @@
 #include "jobs/eval_job.h"
 #include "jobs/train_job.h"
 #include "models/checkpoint.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit {
 namespace fs = std::filesystem;
@@ -23,7 +25,12 @@ int64_t status_bytes(const char* key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::string(key).size())) * 1024;
+    if (line.rfind(key, 0) == 0) {
+      // "VmHWM:    1234 kB"
+      std::string v = line.substr(std::string(key).size());
+      v.erase(0, v.find_first_not_of(" \t"));
+      return parse_int(v.substr(0, v.find(' '))).value_or(0) * 1024;
+    }
   return 0;
 }
 
@@ -37,20 +44,25 @@ int64_t reset_peak_rss() {
   return f ? status_bytes("VmRSS:") : -1;
 }
 
+// A file of an earlier call's run folder; damage is named so the folder can be removed and rerun.
 nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
+  std::string text, why;
+  if (!read_regular_file(path.string(), text, why)) throw ConfigError(path.string() + ": " + why);
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) throw ConfigError(path.string() + ": invalid JSON (a damaged run folder: remove it to rerun that run)");
+  return j;
 }
 
 // The logged (step, loss) pairs; a resumed run may have logged a step twice: keep the last.
 nlohmann::json loss_curve(const fs::path& metrics) {
   std::map<int64_t, double> by_step;
+  if (const auto why = unreadable_reason(metrics.string()); !why.empty()) throw ConfigError(metrics.string() + ": " + why);
   std::ifstream in(metrics);
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     // A diverged run logs NaN, which JSON holds as null: leave those points out.
-    if (j.is_object() && j.contains("step") && j.contains("loss") && j["loss"].is_number())
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j.contains("loss") && j["loss"].is_number())
       by_step[j["step"].get<int64_t>()] = j["loss"].get<double>();
   }
   nlohmann::json out = nlohmann::json::array();
@@ -90,8 +102,9 @@ StreamTiming time_streaming(const std::string& checkpoint, int64_t frames) {
 
 // What a run directory was made for: a run is reused only for the same arm, recipe and data.
 nlohmann::json fingerprint(const CompareSpec& spec, const Arm& arm, int64_t seed) {
-  std::ifstream tin(spec.train_config);
-  const std::string train((std::istreambuf_iterator<char>(tin)), std::istreambuf_iterator<char>());
+  std::string train, why;
+  if (!spec.train_config.empty() && !read_regular_file(spec.train_config, train, why))
+    throw ConfigError("train config " + spec.train_config + ": " + why);
   return {{"arm", arm.config_json}, {"seed", seed}, {"steps", spec.recipe.steps}, {"batch_size", spec.recipe.data.batch_size},
           {"frames", spec.recipe.data.frames}, {"stride", spec.recipe.data.stride}, {"sampler", spec.recipe.data.sampler},
           {"eval_sampler", spec.recipe.data.eval_sampler}, {"flip", spec.recipe.data.flip}, {"train_config", train},

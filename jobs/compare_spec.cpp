@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "blocks/file_safety.h"
 #include "jobs/run_record.h"
 #include "jobs/settings.h"
 #include "models/accounting.h"
@@ -122,9 +123,9 @@ ArmCost arm_cost(const TRecViTConfig& config, int64_t frames) {
 }
 
 CompareSpec load_compare_spec(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("compare spec " + path + ": cannot be opened");
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  std::string text, why;
+  if (!read_regular_file(path, text, why)) throw ConfigError("compare spec " + path + ": " + why);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   const std::string where = "compare spec " + path;
   if (j.is_discarded()) fail(where, "invalid JSON");
   only_fields(j, {"name", "data", "model", "train", "recipe", "quick", "seeds", "reference", "arms", "sweeps"}, where);
@@ -146,8 +147,9 @@ CompareSpec load_compare_spec(const std::string& path) {
   if (!j.contains("model")) fail(where, "'model' (the base model config) is required");
   try {
     s.model_config = find_config(resolve_path(j["model"].get<std::string>(), dir));
-    std::ifstream min(s.model_config);
-    s.base_model = nlohmann::json::parse(min, nullptr, false);
+    std::string model_text;
+    if (!read_regular_file(s.model_config, model_text, why)) fail("model config " + s.model_config, why);
+    s.base_model = nlohmann::json::parse(model_text, nullptr, false);
     if (s.base_model.is_discarded()) fail("model config " + s.model_config, "invalid JSON");
     if (j.contains("train")) s.train_config = find_config(resolve_path(j["train"].get<std::string>(), dir));
   } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 #include "eval/evaluate.h"
 #include "jobs/json_io.h"
 #include "models/checkpoint.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit {
 namespace fs = std::filesystem;
@@ -24,7 +25,7 @@ std::pair<int64_t, int64_t> parse_views(const std::string& v) {
   const bool digits = x != std::string::npos && x > 0 && x + 1 < v.size() && x <= 6 &&
                       v.find_first_not_of("0123456789x") == std::string::npos && v.find('x', x + 1) == std::string::npos;
   if (digits) {
-    const int64_t t = std::stoll(v.substr(0, x)), s = std::stoll(v.substr(x + 1));
+    const int64_t t = parse_int(v.substr(0, x)).value_or(0), s = parse_int(v.substr(x + 1)).value_or(0);
     if (t >= 1 && (s == 1 || s == 3)) return {t, s};
   }
   throw ConfigError("--views: expected TEMPORALxSPATIAL with TEMPORAL >= 1 and SPATIAL 1 or 3, like 2x3, got '" + v + "'");

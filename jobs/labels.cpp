@@ -1,6 +1,8 @@
 #include "jobs/labels.h"
 
+#include "blocks/file_safety.h"
 #include "datasets/annotations.h"
+#include "blocks/parse_number.h"
 
 #include <fstream>
 #include <set>
@@ -32,13 +34,9 @@ std::vector<std::string> from_json(const std::string& path, const nlohmann::json
     if (it->is_number_integer()) idx = it->get<int64_t>();
     else if (it->is_string()) {
       const std::string s = it->get<std::string>();
-      size_t used = 0;
-      try {
-        idx = std::stoll(s, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != s.size() || s.empty()) fail(path, "label \"" + it.key() + "\" has index \"" + s + "\", not an integer");
+      const auto parsed = parse_int(s);
+      if (!parsed) fail(path, "label \"" + it.key() + "\" has index \"" + s + "\", not an integer");
+      idx = *parsed;
     } else {
       fail(path, "label \"" + it.key() + "\" must map to an integer index");
     }
@@ -54,12 +52,8 @@ std::vector<std::string> from_json(const std::string& path, const nlohmann::json
 }  // namespace
 
 std::vector<std::string> load_class_names(const std::string& path, int64_t num_classes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot be opened");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(path, "cannot be read (a directory?)");
-  const std::string text = ss.str();
+  std::string text, why;
+  if (!read_regular_file(path, text, why)) fail(path, why);
   std::vector<std::string> names;
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {

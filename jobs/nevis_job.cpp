@@ -1,6 +1,7 @@
 #include "jobs/nevis_job.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -63,6 +64,7 @@ void write_rows(const fs::path& path, const std::vector<nlohmann::json>& rows) {
 // rewritten without it).
 std::vector<nlohmann::json> read_events(const fs::path& path, bool writer) {
   std::vector<nlohmann::json> rows;
+  if (const auto why = unreadable_if_present(path.string()); !why.empty()) throw ConfigError(path.string() + ": " + why);
   std::ifstream in(path);
   std::string line;
   bool cut = false;
@@ -141,7 +143,8 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
   if (job.trials < 1) throw ConfigError("--trials must be >= 1");
   if (job.steps == 0 || job.steps < -1) throw ConfigError("--steps must be >= 1 (or -1: the train config's)");
   if (job.batch_size < 1) throw ConfigError("--batch-size must be >= 1");
-  if (!(job.lr_min > 0 && job.lr_min <= job.lr_max)) throw ConfigError("--lr-range: need 0 < min <= max");
+  if (!(job.lr_min > 0 && job.lr_min <= job.lr_max && std::isfinite(job.lr_max)))
+    throw ConfigError("--lr-range: need finite 0 < MIN <= MAX");
   if (job.out_dir.empty()) throw ConfigError("--out: a run folder is needed");
   dist::Group* group = job.group && job.group->world() > 1 ? job.group.get() : nullptr;
   const bool lead = !group || group->rank() == 0;  // writes the run folder

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "blocks/file_safety.h"
 #include "jobs/svg_plot.h"
 
 namespace trecvit {
@@ -22,6 +23,9 @@ struct Run {
 
 Run read_run(const std::string& dir) {
   Run r;
+  for (const char* name : {"events.jsonl", "summary.json"})
+    if (const auto why = unreadable_if_present((fs::path(dir) / name).string()); !why.empty())
+      throw std::runtime_error((fs::path(dir) / name).string() + ": " + why);
   std::ifstream ev(fs::path(dir) / "events.jsonl"), sm(fs::path(dir) / "summary.json");
   if (!ev && !sm) throw std::runtime_error(dir + ": not a NEVIS run folder (no events.jsonl or summary.json)");
   std::string line;
@@ -34,7 +38,7 @@ Run read_run(const std::string& dir) {
   try {
     if (sm) sm >> r.summary;
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(dir + "/summary.json: invalid JSON: " + e.what());
+    throw std::runtime_error(dir + "/summary.json: invalid JSON: " + plain_json_error(e));
   }
   r.label = r.summary.value("model", std::string("?")) + " · " + r.summary.value("learner", std::string("?"));
   return r;

@@ -1,4 +1,5 @@
 #include "jobs/nevis_stream.h"
+#include "blocks/file_safety.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -28,7 +29,7 @@ NevisStream load_nevis_stream(const std::string& name_or_path) {
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw ConfigError("stream " + path + ": invalid JSON: " + e.what());
+    throw ConfigError("stream " + path + ": invalid JSON: " + plain_json_error(e));
   }
   NevisStream s;
   s.source = path;

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "blocks/file_safety.h"
 #include "jobs/svg_plot.h"
 
 namespace trecvit {
@@ -14,6 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 nlohmann::json read_json(const fs::path& p) {
+  if (const auto why = unreadable_if_present(p.string()); !why.empty()) throw std::runtime_error(p.string() + ": " + why);
   std::ifstream in(p);
   if (!in) return nullptr;
   auto j = nlohmann::json::parse(in, nullptr, false);
@@ -25,6 +27,8 @@ nlohmann::json read_json(const fs::path& p) {
 
 std::string run_report_html(const std::string& run_dir) {
   const fs::path dir(run_dir);
+  if (const auto why = unreadable_if_present((dir / "metrics.jsonl").string()); !why.empty())
+    throw std::runtime_error(run_dir + "/metrics.jsonl: " + why);
   std::ifstream metrics(dir / "metrics.jsonl");
   if (!metrics) throw std::runtime_error(run_dir + ": no metrics.jsonl (not a training run folder?)");
   svg::Series loss{"training loss", {}}, acc{"training top-1 (batch)", {}}, val1{"validation top-1", {}},
@@ -32,7 +36,7 @@ std::string run_report_html(const std::string& run_dir) {
   std::string line;
   while (std::getline(metrics, line)) {
     const auto row = nlohmann::json::parse(line, nullptr, false);
-    if (!row.is_object() || !row.contains("step")) continue;  // a line cut by a crash
+    if (!row.is_object() || !row.contains("step") || !row["step"].is_number()) continue;  // a line cut by a crash
     const double step = row["step"].get<double>();
     if (row.contains("validation")) {
       val1.points.emplace_back(step, 100 * row["validation"].value("top1", 0.0));

@@ -15,6 +15,7 @@
 #include "video_io/error.h"
 #include "video_io/video_reader.h"
 #include "video_io/writer.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit {
 namespace {
@@ -63,14 +64,8 @@ StreamReadout StreamReadout::parse(const std::string& text) {
     return r;
   }
   if (text.rfind("ema:", 0) == 0) {
-    size_t used = 0;
-    double a = -1;
-    try {
-      a = std::stod(text.substr(4), &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == text.size() - 4 && used > 0 && a > 0 && a <= 1) {
+    const double a = parse_double(text.substr(4)).value_or(-1);
+    if (a > 0 && a <= 1) {
       r.kind = Kind::kEma;
       r.alpha = a;
       return r;

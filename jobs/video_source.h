@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "blocks/file_safety.h"
 #include "datasets/loader.h"
 #include "train/batch_source.h"
 
@@ -32,6 +33,7 @@ class LoaderBatchSource : public BatchSource {
     // A resumed run repeats the batches after its checkpoint: keep the log to the batches before it.
     const int64_t keep = p.at("epoch").get<int64_t>() * loader_.batches_per_epoch() + p.at("batch").get<int64_t>();
     std::vector<std::string> lines;
+    if (const auto why = unreadable_if_present(log_path_); !why.empty()) throw std::runtime_error(log_path_ + ": " + why);
     {
       std::ifstream in(log_path_);
       std::string line;

@@ -74,7 +74,7 @@ void open_archive(const std::string& path, Opened& o) {
   try {
     o.config = config_from_json(nlohmann::json::parse(config.toStringRef()), "checkpoint " + path + " config");
   } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError("checkpoint " + path + ": embedded config is not valid JSON: " + e.what());
+    throw CheckpointError("checkpoint " + path + ": embedded config is not valid JSON: " + plain_json_error(e));
   } catch (const ConfigError& e) {
     throw CheckpointError(e.what());
   }

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "blocks/file_safety.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit {
 namespace {
@@ -182,13 +183,8 @@ TRecViTConfig config_from_json(const nlohmann::json& j, const std::string& sourc
     if (!lm.is_object()) fail(source, "layer_channel_mixers", "must be an object {\"<layer>\": {mixer}}");
     for (auto it = lm.begin(); it != lm.end(); ++it) {
       const std::string f = "layer_channel_mixers." + it.key();
-      int64_t layer = -1;
-      try {
-        size_t used = 0;
-        layer = std::stoll(it.key(), &used);
-        if (used != it.key().size() || std::to_string(layer) != it.key()) layer = -1;  // "01", "+1": one spelling
-      } catch (const std::exception&) {
-      }
+      int64_t layer = parse_int(it.key()).value_or(-1);
+      if (std::to_string(layer) != it.key()) layer = -1;  // "01", "-0": one spelling
       if (layer < 0) fail(source, f, "key must be a layer index written plainly (0, 1, ...)");
       c.layer_mixers[layer] = mixer_from_json(*it, source, f);
     }

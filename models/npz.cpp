@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "blocks/file_safety.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit {
 namespace {
@@ -64,7 +65,7 @@ torch::Tensor parse_npy(const std::string& b, const std::string& what) {
     const std::string digits = tok.substr(first, last - first + 1);
     if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
       throw NpyError(what + ": .npy shape entry '" + digits + "' is not a dimension (a non-negative integer)");
-    shape.push_back(std::stoll(digits));
+    shape.push_back(*parse_int(digits));
   }
   const size_t data_off = offset + header_len;
   // The data must hold the shape exactly; a product past the file's size (or past 2^63) is refused

@@ -8,9 +8,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "blocks/parse_number.h"
 #include "models/checkpoint.h"
 #include "tests/test_util.h"
 
@@ -136,7 +139,9 @@ TEST(Hostile, BadValuesAreRefusedNamingTheFieldOrFlag) {
       {"kinetics nan time", "data inspect --format kinetics --root " + d + "/k400 --split train", 1, "time_start 'nan'"},
       {"kinetics escaping label", "data inspect --format kinetics --root " + d + "/k400b --split train", 1, "label '../../etc'"},
       {"workers absurd", "eval --checkpoint " + f.ckpt + " --data " + f.ssf + " --workers 100000", 105, "--workers"},
-      {"threads absurd", "--threads 100000 model info --config " + kConfigs + "/tiny.json", 105, "--threads"},
+      {"threads absurd", "--threads 100000 info --config " + kConfigs + "/tiny.json", 105, "--threads"},
+      {"threads past 4x the cores", "--threads " + std::to_string(std::max(64u, 4 * std::thread::hardware_concurrency()) + 1) +
+                                        " info --config " + kConfigs + "/tiny.json", 105, "--threads"},
       {"indices huge", "frames " + f.ssf + "/videos/x.webm --md5 --indices 0-999999999999", 105, "--indices"},
       {"prepare into its root", "data prepare --root " + f.ssf + " --out " + f.ssf + "/small", 1, "must be outside --root"},
   });
@@ -214,4 +219,77 @@ TEST(Hostile, AFullDiskIsAClearErrorAndLeavesNothingBehind) {
   for (const char* leak : kLeaks) EXPECT_EQ(out.find(leak), std::string::npos) << leak << "\n" << out;
   for (const auto& e : fs::directory_iterator(run)) EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
   if (fs::exists(run + "/checkpoint.pt")) EXPECT_NO_THROW(load_checkpoint(run + "/checkpoint.pt"));
+}
+
+// The other commands: streaming, comparison, NEVIS and the benchmarks.
+TEST(Hostile, StreamCompareNevisAndBenchRefuseBadInput) {
+  const auto& f = fixture();
+  const std::string d = f.dir;
+  const std::string fifo = d + "/labels-pipe";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string data = R"("data": {"root": ")" + f.ssf + R"(", "format": "ssv2"}, )";
+  write(d + "/spec-seeds.json", "{" + data + R"("model": ")" + kConfigs + R"(/tiny.json", "seeds": 1.5, "arms": [{"name": "a"}]})");
+  write(d + "/spec-arms.json", "{" + data + R"("model": ")" + kConfigs + R"(/tiny.json", "arms": []})");
+  write(d + "/spec-model.json", "{" + data + R"("model": ")" + d + R"(/labels-pipe", "arms": [{"name": "a"}]})");
+  write(d + "/spec-bad.json", "{\"model\": ");
+  write(d + "/stream-bad.json", R"({"name": "x", "events": [{"dataset": "uci_digits", "year": "1998"}]})");
+  const std::string stream = "stream --checkpoint " + f.ckpt + " --no-drop --as-fast-as-possible ";
+  run_cases({
+      {"stream missing file", stream + d + "/nope.webm", 1, "nope.webm"},
+      {"stream bad readout", stream + "--readout ema:2 " + f.ssf + "/videos/0.webm", 1, "--readout ema:2"},
+      {"stream labels from a pipe", stream + "--labels " + fifo + " " + f.ssf + "/videos/0.webm", 1, "named pipe"},
+      {"compare float seeds", "compare --dry-run --out " + d + "/cmp --spec " + d + "/spec-seeds.json", 1, "seeds: must be an integer"},
+      {"compare no arms", "compare --dry-run --out " + d + "/cmp --spec " + d + "/spec-arms.json", 1, "'arms' must be a non-empty list"},
+      {"compare model from a pipe", "compare --dry-run --out " + d + "/cmp --spec " + d + "/spec-model.json", 1, "named pipe"},
+      {"compare cut spec", "compare --dry-run --out " + d + "/cmp --spec " + d + "/spec-bad.json", 1, "invalid JSON"},
+      {"nevis lr range", "nevis run --out " + d + "/nv --stream debug --lr-range 1e-3,abc", 105, "--lr-range"},
+      {"nevis infinite lr", "nevis run --out " + d + "/nv --stream debug --data " + d + " --lr-range 1e-3,inf", 1, "--lr-range"},
+      {"nevis steps 0", "nevis run --out " + d + "/nv --stream debug --steps 0", 105, "--steps"},
+      {"nevis stream year a string", "nevis run --out " + d + "/nv --stream " + d + "/stream-bad.json --data " + d, 1, "year"},
+      {"bench option not a number", "bench scan --quick --set width=abc", 1, "--set width=abc: not an integer"},
+  });
+}
+
+TEST(Hostile, NumbersParseWholeStringsOnly) {
+  EXPECT_EQ(parse_int("12"), 12);
+  EXPECT_EQ(parse_int("-3"), -3);
+  EXPECT_EQ(parse_int("9223372036854775807"), INT64_MAX);
+  for (const char* bad : {"", "12a", " 1", "1 ", "+1", "0x10", "9223372036854775808", "1e3", "-"})
+    EXPECT_FALSE(parse_int(bad).has_value()) << bad;
+  EXPECT_EQ(parse_double("1e-3"), 1e-3);
+  EXPECT_EQ(parse_double("-2.5"), -2.5);
+  for (const char* bad : {"", "1.5x", " 2", "1e999", "abc", "1,5"}) EXPECT_FALSE(parse_double(bad).has_value()) << bad;
+}
+
+// The source-level half of the leak check: the patterns that let internals reach a user are
+// absent from the toolkit's own code (tests excluded).
+TEST(Hostile, SourcesHoldNoPatternThatLeaksInternals) {
+  const fs::path root = TRECVIT_SOURCE_DIR;
+  // std::stoll and friends accept "12abc" and fail with what() == "stoll": parse_int/parse_double.
+  const std::regex sto(R"(\bstd::sto(i|l|ll|ul|ull|f|d|ld)\s*\()");
+  // A std::ifstream on a FIFO blocks forever: a file that opens one must also check what it opens
+  // (unreadable_reason and friends) or read only /proc files.
+  const std::regex guard(R"(unreadable_reason|unreadable_if_present|read_regular_file|is_regular_file|"/proc/)");
+  // A printed e.what() of a LibTorch error carries its C++ backtrace: what_without_backtrace().
+  const std::regex c10_what(R"(c10::Error&\s*(\w+)\)\s*\{[^}]*\1\.what\(\))");
+  // nlohmann's what() starts with "[json.exception.type_error.302]": plain_json_error().
+  const std::regex json_what(R"(json::exception&\s*(\w+)\)\s*\{[^}]*\1\.what\(\))");
+  int files = 0;
+  for (const char* dir : {"apps", "blocks", "models", "train", "eval", "jobs", "datasets", "video_io", "bench"}) {
+    if (!fs::exists(root / dir)) continue;
+    for (const auto& e : fs::recursive_directory_iterator(root / dir)) {
+      const auto ext = e.path().extension();
+      if (ext != ".cpp" && ext != ".h") continue;
+      std::ifstream in(e.path());
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      ++files;
+      const auto rel = fs::relative(e.path(), root).string();
+      EXPECT_FALSE(std::regex_search(text, sto)) << rel << " calls std::sto*: use parse_int / parse_double (blocks/parse_number.h)";
+      if (text.find("std::ifstream") != std::string::npos && rel.find("fuzz") == std::string::npos)
+        EXPECT_TRUE(std::regex_search(text, guard)) << rel << " opens a std::ifstream without checking for a regular file";
+      EXPECT_FALSE(std::regex_search(text, c10_what)) << rel << " prints a c10::Error's what() (with its backtrace)";
+      EXPECT_FALSE(std::regex_search(text, json_what)) << rel << " passes on a JSON exception's what() (with its tag)";
+    }
+  }
+  EXPECT_GT(files, 100);  // the walk found the sources
 }

@@ -1,4 +1,5 @@
 #include "train/distributed.h"
+#include "blocks/parse_number.h"
 
 #include <cstdlib>
 #include <thread>
@@ -26,14 +27,9 @@ int64_t parse_var(const std::map<std::string, std::string>& vars, const char* na
     if (required) throw DistError(std::string(name) + " is not set (torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT)");
     return fallback;
   }
-  size_t used = 0;
-  int64_t v = 0;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || v < lo || v > hi)
+  const auto parsed = parse_int(text);
+  const int64_t v = parsed.value_or(lo);
+  if (!parsed || v < lo || v > hi)
     throw DistError(std::string(name) + "=" + text + ": expected an integer in [" + std::to_string(lo) + ", " +
                     std::to_string(hi) + "]");
   return v;

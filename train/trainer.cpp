@@ -10,6 +10,7 @@
 
 #include "blocks/file_safety.h"
 #include "models/checkpoint.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit {
 namespace {
@@ -244,7 +245,7 @@ void Trainer::keep_last_checkpoints() {
     if (name.rfind("checkpoint-", 0) != 0 || name.size() < 15 || name.compare(name.size() - 3, 3, ".pt") != 0) continue;
     const std::string digits = name.substr(11, name.size() - 14);
     if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    all.emplace_back(std::stoll(digits), e.path());
+    all.emplace_back(*parse_int(digits), e.path());
   }
   std::sort(all.begin(), all.end());
   for (size_t i = 0; i + size_t(opt_.keep_last) < all.size(); ++i) fs::remove(all[i].second, ec);
@@ -287,7 +288,7 @@ void Trainer::resume(const std::string& path) {
     try {
       state = nlohmann::json::parse(state_iv.toStringRef());
     } catch (const nlohmann::json::exception& e) {
-      throw CheckpointError("checkpoint " + path + ": corrupt training state: " + e.what());
+      throw CheckpointError("checkpoint " + path + ": corrupt training state: " + plain_json_error(e));
     }
     load_weights(*model_, path);  // parameters and buffers in place, with shape checks
     torch::serialize::InputArchive opt_archive;

@@ -7,6 +7,7 @@
 
 #include "video_io/capture_source.h"
 #include "video_io/error.h"
+#include "blocks/parse_number.h"
 
 namespace trecvit::video {
 
@@ -58,7 +59,7 @@ Capture::Capture(const std::string& source, const CaptureOptions& options)
     : source_(source), options_(options), kind_(classify(source)) {
   if (kind_ == Kind::kCamera && all_digits(source)) {
     if (source.size() > 4) throw VideoError(ErrorKind::kBadRequest, source, "not a camera index (0 to 9999)");
-    src_ = make_camera_source(source, std::stoi(source), options_);
+    src_ = make_camera_source(source, static_cast<int>(*parse_int(source)), options_);
   } else if (kind_ == Kind::kCamera) {
     src_ = make_camera_source(source, -1, options_);
   } else {
@@ -73,7 +74,7 @@ Capture::Capture(const std::string& source, const CaptureOptions& options)
       // Never opened: say so, with the attempts and the source's own last error.
       std::string last = last_error_.empty() ? first : last_error_;
       // Drop the "SOURCE: source lost: " that VideoError::what() puts in front of the problem.
-      for (const std::string prefix : {source + ": ", std::string(to_string(ErrorKind::kSourceLost)) + ": "})
+      for (const std::string& prefix : {source + ": ", std::string(to_string(ErrorKind::kSourceLost)) + ": "})
         if (last.rfind(prefix, 0) == 0) last = last.substr(prefix.size());
       throw VideoError(ErrorKind::kSourceLost, source,
                        "cannot be opened (" + std::to_string(options_.max_reconnects + 1) + " attempt" +

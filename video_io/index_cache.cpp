@@ -66,6 +66,8 @@ std::optional<FrameIndex> load_cached_index(const std::string& video_path, const
                                             int stream) {
   const auto now = stamp(video_path);
   if (!now || cache_path.empty()) return std::nullopt;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(cache_path, ec)) return std::nullopt;  // a FIFO would block
   std::ifstream f(cache_path, std::ios::binary);
   if (!f) return std::nullopt;
   const std::string in((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
