@@ -9,24 +9,23 @@
 
 namespace trecvit {
 
-// The integer spelled by all of `s` (an optional '-' and decimal digits), or nullopt for anything
-// else: empty, other characters, or out of int64_t's range.
-inline std::optional<int64_t> parse_int(std::string_view s) {
-  int64_t v = 0;
+namespace detail {
+template <class T>
+std::optional<T> parse_whole(std::string_view s) {
+  T v{};
   const char* end = s.data() + s.size();
   const auto [p, ec] = std::from_chars(s.data(), end, v);
   if (s.empty() || ec != std::errc() || p != end) return std::nullopt;
   return v;
 }
+}  // namespace detail
+
+// The integer spelled by all of `s` (an optional '-' and decimal digits), or nullopt for anything
+// else: empty, other characters, or out of int64_t's range.
+inline std::optional<int64_t> parse_int(std::string_view s) { return detail::parse_whole<int64_t>(s); }
 
 // The decimal or scientific number spelled by all of `s` ("inf" and "nan" included: callers
 // that need a finite value check it), or nullopt.
-inline std::optional<double> parse_double(std::string_view s) {
-  double v = 0;
-  const char* end = s.data() + s.size();
-  const auto [p, ec] = std::from_chars(s.data(), end, v);
-  if (s.empty() || ec != std::errc() || p != end) return std::nullopt;
-  return v;
-}
+inline std::optional<double> parse_double(std::string_view s) { return detail::parse_whole<double>(s); }
 
 }  // namespace trecvit
