@@ -9,6 +9,7 @@
 #include <opencv2/core/utils/logger.hpp>
 
 #include "apps/args.h"
+#include "blocks/file_safety.h"
 #include "apps/commands.h"
 #include "apps/progress.h"
 #include "apps/stream_window.h"
@@ -95,7 +96,7 @@ void add_stream_command(CLI::App& app, Global& g) {
       if (!video::VideoWriter::supports(job.write_video))
         throw std::runtime_error("--write-video " + job.write_video + ": the extension must be " + video::kWriterExtensions);
       const auto dir = std::filesystem::path(job.write_video).parent_path();
-      if (!dir.empty() && !std::filesystem::is_directory(dir))
+      if (!dir.empty() && !is_folder(dir))
         throw std::runtime_error("--write-video " + job.write_video + ": the folder " + dir.string() + " does not exist");
     }
     const bool to_stdout = jsonl == "-";

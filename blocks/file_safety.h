@@ -20,6 +20,21 @@
 
 namespace trecvit {
 
+// Lookups that never throw: a path that cannot even be looked up (a name too long, a loop of
+// links, a component that is not a folder) counts as absent, as a missing file does.
+inline bool path_exists(const std::filesystem::path& p) {
+  std::error_code ec;
+  return std::filesystem::exists(p, ec);
+}
+inline bool is_folder(const std::filesystem::path& p) {
+  std::error_code ec;
+  return std::filesystem::is_directory(p, ec);
+}
+inline bool is_plain_file(const std::filesystem::path& p) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(p, ec);
+}
+
 // "" when `path` is a readable regular file, else why not ("no such file", "is a directory",
 // "is a named pipe, not a regular file", ...).
 inline std::string unreadable_reason(const std::string& path) {

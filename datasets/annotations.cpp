@@ -46,7 +46,7 @@ nlohmann::json read_json(const fs::path& p) {
 // The first existing file among the candidate names.
 fs::path find_file(const fs::path& root, const std::vector<std::string>& names) {
   for (auto& n : names)
-    if (fs::exists(root / n)) return root / n;
+    if (path_exists(root / n)) return root / n;
   std::string all;
   for (auto& n : names) all += (all.empty() ? "" : " or ") + n;
   throw DatasetError(root.string() + ": no " + all);
@@ -138,7 +138,7 @@ std::vector<std::string> parse_csv_line(const std::string& line_in, const std::s
 
 DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, const std::string& videos_dir) {
   const fs::path root(root_s);
-  if (!fs::is_directory(root)) throw DatasetError(root_s + ": not a directory");
+  if (!is_folder(root)) throw DatasetError(root_s + ": not a directory");
   if (split != "train" && split != "validation" && split != "test")
     throw DatasetError("ssv2: unknown split '" + split + "' (train, validation, test)");
   DatasetSplit out{"ssv2", split, {}, {}, {}};
@@ -166,7 +166,7 @@ DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, cons
   fs::path vdir = videos_dir.empty() ? fs::path() : fs::path(videos_dir);
   if (vdir.empty())
     for (auto cand : {root / "videos", root / "20bn-something-something-v2", root})
-      if (fs::is_directory(cand)) {
+      if (is_folder(cand)) {
         vdir = cand;
         break;
       }
@@ -190,7 +190,7 @@ DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, cons
       item.label = it->second;
     }
     item.path = (vdir / (item.id + ".webm")).string();
-    if (fs::exists(item.path))
+    if (path_exists(item.path))
       out.items.push_back(item);
     else
       out.missing.push_back(item.path);
@@ -200,7 +200,7 @@ DatasetSplit load_ssv2(const std::string& root_s, const std::string& split, cons
 
 DatasetSplit load_kinetics(const std::string& root_s, const std::string& split, const std::string& csv_path) {
   const fs::path root(root_s);
-  if (!fs::is_directory(root)) throw DatasetError(root_s + ": not a directory");
+  if (!is_folder(root)) throw DatasetError(root_s + ": not a directory");
   fs::path csv = csv_path.empty() ? fs::path() : fs::path(csv_path);
   if (csv.empty())
     csv = find_file(root, {"annotations/" + split + ".csv", split + ".csv", "kinetics_" + split + ".csv"});
@@ -253,7 +253,7 @@ DatasetSplit load_kinetics(const std::string& root_s, const std::string& split, 
                                         root / name};
     VideoItem item{"", r.label.empty() ? -1 : index[r.label], r.id};
     for (auto& c : candidates)
-      if (fs::is_regular_file(c)) {
+      if (is_plain_file(c)) {
         item.path = c.string();
         break;
       }
@@ -267,7 +267,7 @@ DatasetSplit load_kinetics(const std::string& root_s, const std::string& split, 
 
 DatasetSplit load_folder(const std::string& root_s) {
   const fs::path root(root_s);
-  if (!fs::is_directory(root)) throw DatasetError(root_s + ": not a directory");
+  if (!is_folder(root)) throw DatasetError(root_s + ": not a directory");
   DatasetSplit out{"folder", "", {}, {}, {}};
   for (auto& d : fs::directory_iterator(root))
     if (d.is_directory()) out.class_names.push_back(d.path().filename().string());
@@ -316,7 +316,7 @@ DatasetSplit load_csv_list(const std::string& csv_s) {
     if (p.is_relative()) p = csv.parent_path() / p;
     const int64_t l = numeric ? parse_int(label).value_or(-1) : by_name[label];
     max_label = std::max(max_label, l);
-    if (fs::exists(p))
+    if (path_exists(p))
       out.items.push_back({p.string(), l, path});
     else
       out.missing.push_back(p.string());

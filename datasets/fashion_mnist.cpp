@@ -45,9 +45,9 @@ FashionMnist load_fashion_mnist(const std::string& dir, const std::string& split
   if (int64_t(be32(lbl, 4)) != n || int64_t(lbl.size()) != 8 + n) throw DatasetError(lbl_path + ": count mismatch");
   FashionMnist out;
   out.images = torch::empty({n, rows, cols}, torch::kByte);
-  std::memcpy(out.images.data_ptr(), img.data() + 16, n * rows * cols);
+  if (n > 0) std::memcpy(out.images.data_ptr(), img.data() + 16, n * rows * cols);
   out.labels = torch::empty({n}, torch::kByte);
-  std::memcpy(out.labels.data_ptr(), lbl.data() + 8, n);
+  if (n > 0) std::memcpy(out.labels.data_ptr(), lbl.data() + 8, n);
   out.labels = out.labels.to(torch::kLong);
   return out;
 }

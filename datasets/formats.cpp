@@ -1,4 +1,5 @@
 #include "datasets/formats.h"
+#include "blocks/file_safety.h"
 
 #include "datasets/nevis.h"
 
@@ -13,7 +14,7 @@ std::vector<std::string> kinetics_splits(const std::string& root) {
   std::vector<std::string> out;
   for (auto s : {"train", "validate", "val", "test"})
     for (auto pattern : {std::string("annotations/") + s + ".csv", std::string(s) + ".csv"})
-      if (fs::exists(fs::path(root) / pattern)) {
+      if (path_exists(fs::path(root) / pattern)) {
         out.push_back(s);
         break;
       }

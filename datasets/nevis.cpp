@@ -28,7 +28,7 @@ struct Raw {
 
 // A FIFO or device here would block forever: only regular files are read.
 std::string read_text(const fs::path& p) {
-  if (!fs::is_regular_file(p)) return {};
+  if (!is_plain_file(p)) return {};
   std::ifstream in(p);
   std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -37,7 +37,7 @@ std::string read_text(const fs::path& p) {
 
 void read_sidecar(const fs::path& path, NevisDataset& ds) {
   nlohmann::json j;
-  if (!fs::is_regular_file(path)) throw DatasetError(path.string() + ": not a regular file");
+  if (!is_plain_file(path)) throw DatasetError(path.string() + ": not a regular file");
   try {
     std::ifstream in(path);
     j = nlohmann::json::parse(in);
@@ -95,8 +95,8 @@ std::vector<std::string> nevis_dataset_names(const std::string& root) {
   std::error_code ec;
   for (auto& e : fs::directory_iterator(root, ec)) {
     if (!e.is_directory()) continue;
-    bool any = fs::exists(e.path() / "status");
-    for (auto& s : nevis_splits()) any = any || fs::is_directory(e.path() / s);
+    bool any = path_exists(e.path() / "status");
+    for (auto& s : nevis_splits()) any = any || is_folder(e.path() / s);
     if (any) out.push_back(e.path().filename().string());
   }
   if (ec) throw DatasetError(root + ": cannot list: " + ec.message());
@@ -143,9 +143,9 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
   NevisDataset ds;
   ds.name = dataset;
   ds.dir = nevis_dataset_dir(root, dataset);
-  if (!fs::is_directory(ds.dir)) throw DatasetError(ds.dir + ": no such dataset folder");
+  if (!is_folder(ds.dir)) throw DatasetError(ds.dir + ": no such dataset folder");
   ds.ready = nevis_dataset_ready(root, dataset);
-  if (fs::exists(fs::path(ds.dir) / "trecvit.json")) read_sidecar(fs::path(ds.dir) / "trecvit.json", ds);
+  if (path_exists(fs::path(ds.dir) / "trecvit.json")) read_sidecar(fs::path(ds.dir) / "trecvit.json", ds);
   if (options.num_classes > 0) {
     ds.num_classes = options.num_classes;
     ds.classes_from = "override";
@@ -157,7 +157,7 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
   for (const auto& name : wanted) {
     NevisSplit& split = ds.splits[name];
     const fs::path dir = fs::path(ds.dir) / name;
-    split.present = fs::is_directory(dir);
+    split.present = is_folder(dir);
     if (!split.present) continue;
     std::vector<std::string> shards;
     try {
@@ -173,7 +173,7 @@ NevisDataset load_nevis_dataset(const std::string& root, const std::string& data
         if (on_problem) on_problem({file, offset, reason});
       };
       std::vector<Raw> raws;
-      if (!fs::is_regular_file(file)) {  // a FIFO or device would block the reader forever
+      if (!is_plain_file(file)) {  // a FIFO or device would block the reader forever
         problem(0, "not a regular file");
         continue;
       }

@@ -1,4 +1,5 @@
 #include "datasets/ssf_generator.h"
+#include "blocks/file_safety.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -149,7 +150,7 @@ SSFReport generate_ssf(const SSFOptions& o) {
       entries[k] = {{"id", id}, {"label", clip_label(templates[tmpl], thing)}, {"template", templates[tmpl]},
                     {"placeholders", {thing}}};
       const fs::path final_path = videos / (id + ".webm");
-      if (fs::exists(final_path)) {
+      if (path_exists(final_path)) {
         ++reused;
         clip_done();
         continue;

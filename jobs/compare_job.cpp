@@ -142,14 +142,14 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
   auto barrier = [&] {
     if (job.group) job.group->barrier();
   };
-  if (!job.resume && fs::exists(out / "runs"))
+  if (!job.resume && path_exists(out / "runs"))
     throw ConfigError(job.out_dir + " already holds a comparison: pass --resume to continue it, or choose another --out");
   for (const auto& a : spec.arms)
     report.stage("arm " + a.name + ": " + std::to_string(a.cost.params_total) + " params, " +
                  std::to_string(a.cost.params_active_per_token) + " active per token, " +
                  std::to_string(a.cost.flops_per_clip) + " FLOPs per clip" + (a.matching.empty() ? "" : "; " + a.matching));
   // The data, made or checked before any training.
-  if (lead && spec.generate == "ssf" && !fs::exists(fs::path(spec.data_root) / "validation.json")) {
+  if (lead && spec.generate == "ssf" && !path_exists(fs::path(spec.data_root) / "validation.json")) {
     data::SSFOptions o;
     o.out_dir = spec.data_root;
     if (job.quick) {
@@ -181,10 +181,10 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       ++index;
       const fs::path dir = out / "runs" / arm.name / ("seed" + std::to_string(seed));
       const auto print = fingerprint(spec, arm, seed);
-      if (fs::exists(dir / "compare_run.json") && read_json(dir / "compare_run.json") != print)
+      if (path_exists(dir / "compare_run.json") && read_json(dir / "compare_run.json") != print)
         throw ConfigError(dir.string() + " was made for another arm, recipe or data than this spec now gives; "
                           "use another --out (or remove that folder to redo the run)");
-      if (fs::exists(dir / "result.json")) {
+      if (path_exists(dir / "result.json")) {
         runs[arm.name].push_back(read_json(dir / "result.json"));
         ++result.runs_skipped;
         continue;
@@ -200,7 +200,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       t.model_config = (dir / "arm.json").string();
       t.train_config = spec.train_config;
       t.out_dir = dir.string();
-      t.resume = fs::exists(dir / "run.json");
+      t.resume = path_exists(dir / "run.json");
       const std::string from = "the recipe of " + spec.path;
       t.set("data.root", spec.data_root, from).set("data.format", spec.format, from).set("data.split", spec.train_split, from);
       t.set("train.steps", spec.recipe.steps, from).set("data.batch_size", spec.recipe.data.batch_size, from);
@@ -217,7 +217,7 @@ CompareResult run_compare(const CompareJob& job, const ProgressSink& progress, c
       }
       // Speed and memory of training, kept once training is done: a call killed during the
       // evaluation resumes with 0 steps to train and must not report 0 clips/s.
-      if (lead && (trained.steps_this_run > 0 || !fs::exists(dir / "train.json"))) {
+      if (lead && (trained.steps_this_run > 0 || !path_exists(dir / "train.json"))) {
         const int64_t peak = status_bytes("VmHWM:");
         write_json_atomically(dir / "train.json",
                               {{"clips_per_s", trained.seconds > 0 ? trained.steps_this_run * spec.recipe.data.batch_size / trained.seconds : 0.0},

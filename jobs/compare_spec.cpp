@@ -33,7 +33,7 @@ void only_fields(const nlohmann::json& j, const std::set<std::string>& known, co
 
 std::string resolve_path(const std::string& p, const fs::path& dir) {
   if (p.empty() || fs::path(p).is_absolute()) return p;
-  if (fs::exists(dir / p)) return (dir / p).string();  // beside the spec first, then the working folder
+  if (path_exists(dir / p)) return (dir / p).string();  // beside the spec first, then the working folder
   return p;
 }
 
@@ -143,7 +143,7 @@ CompareSpec load_compare_spec(const std::string& path) {
   s.eval_split = d.value("eval_split", s.eval_split);
   s.generate = d.value("generate", "");
   if (!s.generate.empty() && s.generate != "ssf") fail(where, "data.generate: only \"ssf\" can be generated");
-  if (s.generate.empty() && !fs::is_directory(s.data_root)) fail(where, "data.root " + s.data_root + " does not exist");
+  if (s.generate.empty() && !is_folder(s.data_root)) fail(where, "data.root " + s.data_root + " does not exist");
   if (!j.contains("model")) fail(where, "'model' (the base model config) is required");
   try {
     s.model_config = find_config(resolve_path(j["model"].get<std::string>(), dir));

@@ -1,4 +1,5 @@
 #include "jobs/data_jobs.h"
+#include "blocks/file_safety.h"
 
 #include <algorithm>
 #include <atomic>
@@ -136,7 +137,7 @@ PrepareResult run_data_prepare(const PrepareJob& o, const ProgressSink& progress
   const Reporter report(progress, "data prepare");
   static const std::set<std::string> video_ext = {".webm", ".mp4", ".mkv", ".avi", ".mov", ".m4v"};
   const fs::path root(o.root), out(o.out);
-  if (!fs::is_directory(root)) throw data::DatasetError(o.root + ": not a directory");
+  if (!is_folder(root)) throw data::DatasetError(o.root + ": not a directory");
   {  // writing into the tree being read would re-encode its own output
     const auto r = fs::weakly_canonical(root), w = fs::weakly_canonical(out);
     const auto inside = [](const fs::path& a, const fs::path& b) {  // a is b or below it
@@ -157,7 +158,7 @@ PrepareResult run_data_prepare(const PrepareJob& o, const ProgressSink& progress
     fs::create_directories((out / rel).parent_path());
     if (video_ext.count(ext)) {
       videos.push_back(rel);
-    } else if (!fs::exists(out / rel)) {  // annotations and anything else, unchanged; whole or not at all
+    } else if (!path_exists(out / rel)) {  // annotations and anything else, unchanged; whole or not at all
       const fs::path tmp = out / (rel.string() + ".tmp");
       fs::copy_file(e.path(), tmp, fs::copy_options::overwrite_existing);
       fs::rename(tmp, out / rel);
@@ -172,7 +173,7 @@ PrepareResult run_data_prepare(const PrepareJob& o, const ProgressSink& progress
     const fs::path src = root / videos[i], dst = out / videos[i];
     const fs::path tmp = dst.parent_path() / (dst.stem().string() + ".tmp" + dst.extension().string());
     try {
-      if (fs::exists(dst)) {
+      if (path_exists(dst)) {
         ++kept;  // resumable: done in an earlier run
         encoded.done(dst.string());
         return;

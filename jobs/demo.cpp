@@ -2,6 +2,7 @@
 #include <fstream>
 
 #include "datasets/annotations.h"
+#include "blocks/file_safety.h"
 #include "datasets/views.h"
 #include "jobs/data_jobs.h"
 #include "train/trainer.h"
@@ -19,7 +20,7 @@ namespace {
 
 bool dataset_complete(const fs::path& root) {
   for (auto f : {"labels.json", "train.json", "validation.json"})
-    if (!fs::exists(root / f)) return false;
+    if (!path_exists(root / f)) return false;
   return true;
 }
 
@@ -59,7 +60,7 @@ DemoResult run_demo(const DemoJob& job, const ProgressSink& progress, const Canc
   if (job.steps > 0) train.set("train.steps", job.steps, "--steps");
   if (job.shuffle_frames) train.set("data.shuffle_frames", true, "--shuffle-frames");
   // Run again, the demo continues its own earlier run (finished: straight to evaluation).
-  train.resume = fs::exists(fs::path(job.out_dir) / "run.json");
+  train.resume = path_exists(fs::path(job.out_dir) / "run.json");
   report.stage("training " + config + " on " + job.data_root + (job.shuffle_frames ? " (frame-shuffled clips)" : "") +
                (train.resume ? " (resuming " + job.out_dir + ")" : ""));
   const auto trained = run_train(train, progress, cancel);

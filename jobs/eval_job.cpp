@@ -1,4 +1,5 @@
 #include "jobs/eval_job.h"
+#include "blocks/file_safety.h"
 
 #include <unistd.h>
 
@@ -128,7 +129,7 @@ EvalResult run_eval(const EvalJob& job, const ProgressSink& progress, const Canc
   if (job.frames < 0) throw ConfigError("--frames " + std::to_string(job.frames) + ": must be >= 0 (0: the model's)");
   if (!job.report.empty()) {  // found out now, not after the whole evaluation
     const auto dir = fs::absolute(job.report).parent_path();
-    if (!fs::is_directory(dir)) throw ConfigError("--report " + job.report + ": folder " + dir.string() + " does not exist");
+    if (!is_folder(dir)) throw ConfigError("--report " + job.report + ": folder " + dir.string() + " does not exist");
     if (::access(dir.c_str(), W_OK) != 0) throw ConfigError("--report " + job.report + ": folder " + dir.string() + " is not writable");
   }
   auto model = load_checkpoint(job.checkpoint);

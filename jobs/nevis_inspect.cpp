@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "datasets/annotations.h"
+#include "blocks/file_safety.h"
 #include "datasets/nevis.h"
 #include "jobs/data_jobs.h"
 
@@ -10,7 +11,7 @@ namespace trecvit {
 InspectResult run_nevis_inspect(const InspectJob& job, const ProgressSink& progress, const CancelToken* cancel) {
   constexpr size_t kMaxProblems = 1000;
   const Reporter report(progress, "data inspect");
-  if (!std::filesystem::is_directory(job.root)) throw data::DatasetError("--root " + job.root + ": not a folder");
+  if (!is_folder(job.root)) throw data::DatasetError("--root " + job.root + ": not a folder");
   const auto names = data::nevis_dataset_names(job.root);
   nlohmann::json out = {{"format", "nevis"},
                         {"root", job.root},

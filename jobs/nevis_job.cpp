@@ -186,7 +186,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
   std::vector<nlohmann::json> done;
   auto load = [&] {
     if (job.resume) {
-      if (!fs::exists(record_path)) throw ConfigError(job.out_dir + ": no NEVIS run to resume (run.json missing)");
+      if (!path_exists(record_path)) throw ConfigError(job.out_dir + ": no NEVIS run to resume (run.json missing)");
       const auto saved = read_json_object(record_path.string(), "NEVIS run record");
       for (auto& [key, value] : record.items()) {
         const auto was = saved.value(key, key == "world_size" ? nlohmann::json(1) : nlohmann::json());
@@ -198,10 +198,10 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
       // A row whose model is gone is redone: drop it now so the redo does not add a second row.
       const size_t before = done.size();
       done.erase(std::remove_if(done.begin(), done.end(),
-                                [&](const nlohmann::json& r) { return !fs::exists(model_file(out, r)); }),
+                                [&](const nlohmann::json& r) { return !path_exists(model_file(out, r)); }),
                  done.end());
       if (done.size() != before && lead) write_rows(events_path, done);
-    } else if (fs::exists(record_path) || fs::exists(events_path)) {
+    } else if (path_exists(record_path) || path_exists(events_path)) {
       throw ConfigError(job.out_dir + " already holds a NEVIS run: pass --resume to continue it, or choose another --out");
     }
   };
@@ -245,7 +245,7 @@ NevisResult run_nevis(const NevisJob& job, const ProgressSink& progress, const C
     if (!data::nevis_dataset_ready(job.data_root, ev.dataset)) {
       result.missing.push_back(ev.dataset);
       report.problem("dataset " + ev.dataset + " (" + std::to_string(ev.year) + "): " +
-                     (fs::is_directory(dir) ? "not ready (no status 'ready' in " + dir + ")" : "not found at " + dir) +
+                     (is_folder(dir) ? "not ready (no status 'ready' in " + dir + ")" : "not found at " + dir) +
                      "; skipped");
       continue;
     }

@@ -21,7 +21,7 @@ NevisStream load_nevis_stream(const std::string& name_or_path) {
   std::string path = name_or_path;
   if (std::find(builtin.begin(), builtin.end(), name_or_path) != builtin.end())
     path = find_config("nevis/streams/" + name_or_path + ".json");
-  else if (!std::filesystem::is_regular_file(path))
+  else if (!is_plain_file(path))
     throw ConfigError("stream '" + name_or_path + "': neither a built-in stream (full, short, tiny, debug, debian) "
                       "nor a JSON file");
   std::ifstream in(path);

@@ -88,9 +88,9 @@ Sections sections_of(const RunRecord& r) {
 // A resume: what is given again is compared with the record, field by field.
 RunRecord resume_record(const TrainJob& job, const Reporter& report) {
   const std::string path = (fs::path(job.out_dir) / "run.json").string();
-  if (!fs::exists(path))
+  if (!path_exists(path))
     throw ConfigError(job.out_dir + ": no run.json to resume from" +
-                      (fs::exists(fs::path(job.out_dir) / "checkpoint.pt")
+                      (path_exists(fs::path(job.out_dir) / "checkpoint.pt")
                            ? std::string(" (the checkpoint was written by an older trecvit: start a new run with --init ") +
                                  job.out_dir + "/checkpoint.pt)"
                            : std::string()));
@@ -220,12 +220,12 @@ TrainResult run_train(const TrainJob& job, const ProgressSink& progress, const C
   const Reporter report(progress, "train");
   if (job.out_dir.empty()) throw ConfigError("--out: a run directory is needed");
   // A fresh run never overwrites an earlier one's checkpoint (nor appends to its metrics).
-  if (!job.resume && fs::exists(fs::path(job.out_dir) / "checkpoint.pt"))
+  if (!job.resume && path_exists(fs::path(job.out_dir) / "checkpoint.pt"))
     throw ConfigError(job.out_dir + " already holds a run (checkpoint.pt): pass --resume to continue it, or choose "
                       "another --out");
   if (job.freeze != "none" && job.freeze != "backbone")
     throw ConfigError("--freeze: expected none or backbone, got '" + job.freeze + "'");
-  if (job.resume && !fs::exists(fs::path(job.out_dir) / "checkpoint.pt") && fs::exists(fs::path(job.out_dir) / "run.json")) {
+  if (job.resume && !path_exists(fs::path(job.out_dir) / "checkpoint.pt") && path_exists(fs::path(job.out_dir) / "run.json")) {
     // Killed before its first checkpoint: nothing to continue, so the recorded run starts again.
     resume_record(job, report);  // what is given again must still agree with the record
     TrainJob again;

@@ -84,7 +84,7 @@ torch::Tensor parse_npy(const std::string& b, const std::string& what) {
   std::vector<int64_t> load_shape = shape;
   if (fortran) std::reverse(load_shape.begin(), load_shape.end());
   auto t = torch::empty(load_shape, torch::TensorOptions(dt->type));
-  std::memcpy(t.data_ptr(), b.data() + data_off, nbytes);
+  if (nbytes > 0) std::memcpy(t.data_ptr(), b.data() + data_off, nbytes);  // an empty tensor has no data pointer
   if (fortran) {
     std::vector<int64_t> perm(shape.size());
     for (size_t i = 0; i < perm.size(); ++i) perm[i] = perm.size() - 1 - i;
@@ -126,6 +126,28 @@ void write_npy(const std::string& path, const torch::Tensor& t) {
   if (const auto why = write_file_atomically(path, serialize_npy(t)); !why.empty()) throw NpyError(path + ": " + why);
 }
 
+namespace {
+
+// The size a member's directory entry declares is allocated before its bytes are read, so an
+// entry that claims more than its stored bytes can hold is refused first: a stored member is
+// exactly its compressed size, and deflate expands at most 1032:1.
+std::string implausible_member_size(const zip_stat_t& st) {
+  if (!(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE)) return "has no size in the zip directory";
+  const double size = static_cast<double>(st.size), stored = static_cast<double>(st.comp_size);
+  const bool is_stored = (st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method == ZIP_CM_STORE;
+  if (is_stored && st.size != st.comp_size)
+    return "declares " + std::to_string(st.size) + " bytes but stores " + std::to_string(st.comp_size) +
+           " uncompressed";
+  if (size > 1032 * stored + 1024)
+    return "declares " + std::to_string(st.size) + " bytes from " + std::to_string(st.comp_size) +
+           " compressed (more than deflate can expand)";
+  if (size > physical_memory_bytes() / 2)
+    return "declares " + std::to_string(st.size) + " bytes, more than half of this machine's memory";
+  return "";
+}
+
+}  // namespace
+
 NamedArrays read_npz(const std::string& path) {
   if (const auto why = unreadable_reason(path); !why.empty()) throw NpyError(path + ": " + why);
   int err = 0;
@@ -143,6 +165,8 @@ NamedArrays read_npz(const std::string& path) {
     zip_stat_t st;
     if (zip_stat_index(z.get(), i, 0, &st) != 0) throw NpyError(path + ": corrupt zip directory");
     std::string name = st.name;
+    if (const auto why = implausible_member_size(st); !why.empty())
+      throw NpyError(path + ": member '" + name + "' " + why);
     std::unique_ptr<zip_file_t, decltype(&zip_fclose)> f(zip_fopen_index(z.get(), i, 0), &zip_fclose);
     if (!f) throw NpyError(path + ": cannot open member '" + name + "': " + zip_strerror(z.get()));
     std::string bytes(st.size, '\0');

@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "blocks/parse_number.h"
+#include "datasets/annotations.h"
 #include "models/checkpoint.h"
+#include "models/npz.h"
 #include "tests/test_util.h"
 
 using namespace trecvit;
@@ -263,13 +265,56 @@ TEST(Hostile, NumbersParseWholeStringsOnly) {
 
 // The source-level half of the leak check: the patterns that let internals reach a user are
 // absent from the toolkit's own code (tests excluded).
+// Inputs the fuzzers found, kept as known answers.
+TEST(Hostile, FuzzerFindingsStayFixed) {
+  const auto dir = test::temp_dir();
+  // A list row whose path cannot even be looked up (a name over 255 bytes) is a missing video,
+  // not a filesystem_error escaping the loader.
+  write(dir + "/list.csv", "path,label\n" + std::string(300, 'a') + ".mp4,1\nb.mp4,0\n");
+  const auto split = data::load_csv_list(dir + "/list.csv");
+  EXPECT_TRUE(split.items.empty());
+  EXPECT_EQ(split.missing.size(), 2u);
+
+  // An empty array (a zero in the shape) reads as an empty tensor; its data pointer is null.
+  write_npz(dir + "/empty.npz", {{"x", torch::zeros({0, 4, 4, 3}, torch::kByte)}});
+  const auto arrays = read_npz(dir + "/empty.npz");
+  ASSERT_EQ(arrays.size(), 1u);
+  EXPECT_EQ(arrays[0].second.sizes(), (std::vector<int64_t>{0, 4, 4, 3}));
+
+  // A member whose directory entry claims 2 GB is refused before 2 GB are allocated.
+  write_npz(dir + "/lying.npz", {{"x", torch::ones({4, 4})}});
+  std::string zip;
+  {
+    std::ifstream in(dir + "/lying.npz", std::ios::binary);
+    zip.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string central("PK\x01\x02", 4), local("PK\x03\x04", 4), huge("\xff\xff\xff\x7f", 4);
+  const auto c = zip.find(central), l = zip.find(local);
+  ASSERT_NE(c, std::string::npos);
+  ASSERT_NE(l, std::string::npos);
+  zip.replace(c + 24, 4, huge);  // uncompressed size in the central directory
+  zip.replace(l + 22, 4, huge);  // and in the local header
+  write(dir + "/lying.npz", zip);
+  try {
+    read_npz(dir + "/lying.npz");
+    ADD_FAILURE() << "a member claiming 2 GB was read";
+  } catch (const NpyError& e) {
+    EXPECT_NE(std::string(e.what()).find("member 'x.npy' declares 2147483647 bytes"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Hostile, SourcesHoldNoPatternThatLeaksInternals) {
   const fs::path root = TRECVIT_SOURCE_DIR;
   // std::stoll and friends accept "12abc" and fail with what() == "stoll": parse_int/parse_double.
   const std::regex sto(R"(\bstd::sto(i|l|ll|ul|ull|f|d|ld)\s*\()");
   // A std::ifstream on a FIFO blocks forever: a file that opens one must also check what it opens
   // (unreadable_reason and friends) or read only /proc files.
-  const std::regex guard(R"(unreadable_reason|unreadable_if_present|read_regular_file|is_regular_file|"/proc/)");
+  const std::regex guard(R"(unreadable_reason|unreadable_if_present|read_regular_file|is_regular_file|is_plain_file|"/proc/)");
+  // The one-argument std::filesystem lookups throw filesystem_error on a name too long or a
+  // component that is not a folder (the fuzzer found one in a path,label list): path_exists,
+  // is_folder, is_plain_file (blocks/file_safety.h) or the error_code overloads.
+  const std::regex throwing_lookup(R"(\b(fs|std::filesystem)::(exists|is_directory|is_regular_file)\(([^(),]|\([^()]*\))*\))");
   // A printed e.what() of a LibTorch error carries its C++ backtrace: what_without_backtrace().
   const std::regex c10_what(R"(c10::Error&\s*(\w+)\)\s*\{[^}]*\1\.what\(\))");
   // nlohmann's what() starts with "[json.exception.type_error.302]": plain_json_error().
@@ -289,6 +334,7 @@ TEST(Hostile, SourcesHoldNoPatternThatLeaksInternals) {
         EXPECT_TRUE(std::regex_search(text, guard)) << rel << " opens a std::ifstream without checking for a regular file";
       EXPECT_FALSE(std::regex_search(text, c10_what)) << rel << " prints a c10::Error's what() (with its backtrace)";
       EXPECT_FALSE(std::regex_search(text, json_what)) << rel << " passes on a JSON exception's what() (with its tag)";
+      EXPECT_FALSE(std::regex_search(text, throwing_lookup)) << rel << " calls a std::filesystem lookup that throws";
     }
   }
   EXPECT_GT(files, 100);  // the walk found the sources
