@@ -4,9 +4,29 @@
 
 #include "bench/harness.h"
 #include "bench/common.h"
+#include "bench/op_profile.h"
 #include "models/accounting.h"
 
 namespace trecvit::bench {
+
+namespace {
+
+// The largest self times of one call, printed and returned (profile=N: the top N operators).
+nlohmann::json profile_table(const std::string& what, const std::function<void()>& fn, int64_t top) {
+  double total_ms = 0;
+  auto ops = profile_ops(fn, &total_ms);
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t i = 0; i < ops.size() && static_cast<int64_t>(i) < top; ++i) {
+    const auto& op = ops[i];
+    print_row(fmt::format("  {} {}", what, op.name),
+              {{"self", fmt::format("{:.1f} ms ({:.1f}%)", op.self_ms, 100 * op.self_ms / total_ms)},
+               {"calls", std::to_string(op.calls)}});
+    rows.push_back({{"op", op.name}, {"self_ms", op.self_ms}, {"calls", op.calls}});
+  }
+  return {{"total_ms", total_ms}, {"ops", rows}};
+}
+
+}  // namespace
 
 nlohmann::json bench_model(const Args& args) {
   const int64_t T = args.get_int("frames", args.quick ? "2" : "4");
@@ -55,6 +75,14 @@ nlohmann::json bench_model(const Args& args) {
                {"fwd+bwd", fmt::format("{:.1f} GFLOP/s ({:.0f}%)", 3 * flops / fwdbwd / 1e9, 300 * flops / fwdbwd / gemm)},
                {"gemm", fmt::format("{:.1f} GFLOP/s", gemm / 1e9)},
                {"frames/s", fmt::format("{:.1f}", B * T / fwd)}});
+    if (const int64_t top = args.get_int("profile", "0"); top > 0) {
+      r["profile_forward_backward"] = profile_table(
+          "fwd+bwd", [&] {
+            model->zero_grad();
+            model->forward(frames).sum().backward();
+          },
+          top);
+    }
     out.push_back(r);
   }
   return {{"benchmark", "model"}, {"results", out}};

@@ -1,8 +1,12 @@
 // Google Benchmark micro-benchmarks of the kernels under the model: the fused RG-LRU scan
-// against the naive per-step loop, and fp32 GEMM at a TRecViT-S layer's shapes.
-// Run: build/bench/gbench_kernels [--benchmark_filter=Scan]
+// against the naive per-step loop, the fused RMSNorm and causal conv against their tensor-op
+// forms, and fp32 GEMM at a TRecViT-S layer's shapes.
+// Run: [TRECVIT_THREADS=1] build/bench/gbench_kernels [--benchmark_filter=Scan]
 #include <benchmark/benchmark.h>
 
+#include "blocks/conv1d.h"
+#include "blocks/norms.h"
+#include "blocks/parse_number.h"
 #include "blocks/rglru.h"
 #include "blocks/rglru_reference.h"
 #include "blocks/rglru_scan.h"
@@ -53,6 +57,32 @@ void Gemm(benchmark::State& st) {
   st.counters["FLOP/s"] = benchmark::Counter(2.0 * M * K * N, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One small-config layer at 112 px, batch 1, 8 frames: 50 token series of 8 frames.
+void RMSNormKernel(benchmark::State& st) {
+  RMSNorm norm(RMSNormOptions(384));
+  auto x = torch::randn({50, 8, 384}, torch::requires_grad());
+  const bool fused = st.range(0), backward = st.range(1);
+  for (auto _ : st) {
+    auto y = fused ? norm(x) : rms_norm_reference(x, norm->scale, 1e-6);
+    if (backward) y.sum().backward();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+}
+
+void Conv1DKernel(benchmark::State& st) {
+  Conv1D conv(Conv1DOptions(768, 4));
+  auto x = torch::randn({50, 8, 768}, torch::requires_grad());
+  auto tail = torch::zeros({50, 3, 768});
+  const bool fused = st.range(0), backward = st.range(1);
+  for (auto _ : st) {
+    auto y = fused ? conv(x) : conv1d_reference(x, tail, conv->w, conv->b);
+    if (backward) y.sum().backward();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+}
+
+BENCHMARK(RMSNormKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(Conv1DKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(ScanFused)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(ScanNaive)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 // Small config, 112 px, batch 1, 8 frames: M = 8 * 50 tokens.
@@ -63,7 +93,9 @@ BENCHMARK(Gemm)->Args({400, 384, 768})->Args({400, 768, 384})->Args({400, 384, 1
 
 int main(int argc, char** argv) {
   trecvit::apply_thread_wait_policy(argv);
-  trecvit::configure_runtime(0);
+  // TRECVIT_THREADS=N: N threads (default: every core), e.g. 1 when pinned with taskset.
+  const char* threads = std::getenv("TRECVIT_THREADS");
+  trecvit::configure_runtime(threads ? trecvit::parse_int(threads).value_or(0) : 0);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

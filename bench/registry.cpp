@@ -14,7 +14,7 @@ nlohmann::json bench_allreduce(const Args& args);
 
 const std::vector<Benchmark>& all_benchmarks() {
   static const std::vector<Benchmark> table = {
-      {"model", "forward / forward+backward throughput vs the machine's GEMM rate at the model's shapes", bench_model},
+      {"model", "forward / forward+backward throughput vs the machine's GEMM rate at the model's shapes (config=, size=, frames=4, batch=1, profile=N: the N operators with the most self time in one fwd+bwd)", bench_model},
       {"stream", "streaming: cost per frame as the history grows, N streams in one batched step, live end to end (parts=history,batched,live)", bench_stream},
       {"scan", "fused RG-LRU scan vs the naive loop of tensor ops", bench_scan},
       {"alloc", "a training step with and without the retaining allocator", bench_alloc},

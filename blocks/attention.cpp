@@ -36,8 +36,10 @@ torch::Tensor SpatialAttentionImpl::forward(const torch::Tensor& x_in) {
 #if TORCH_VERSION_MAJOR >= 2
   o = at::scaled_dot_product_attention(q, k, v);
 #else
-  q = q / std::sqrt(static_cast<double>(hd));
-  auto logits = torch::bmm(q, k.transpose(1, 2));
+  // The 1/sqrt(hd) scale rides on the matmul's alpha: no scaled copy of q, forward or backward
+  // (beta = 0, so the zero-dimensional input is never read).
+  auto logits = torch::baddbmm(torch::zeros({}, q.options()), q, k.transpose(1, 2), /*beta=*/0,
+                               /*alpha=*/1.0 / std::sqrt(static_cast<double>(hd)));
   o = torch::bmm(torch::softmax(logits, -1), v);
 #endif
   o = o.view({B, T, H, N, hd}).permute({0, 3, 1, 2, 4}).reshape({B, N, T, D});

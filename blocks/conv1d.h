@@ -20,7 +20,9 @@ class Conv1DImpl : public torch::nn::Cloneable<Conv1DImpl> {
   // x: [B, T, width]. Offline: zero history.
   torch::Tensor forward(const torch::Tensor& x);
   // Streaming: `tail` [B, K-1, width] holds the previous K-1 inputs (oldest first)
-  // and is replaced by the last K-1 inputs seen after this call.
+  // and is replaced by the last K-1 inputs seen after this call. The tail is state: on CPU in
+  // float or double the conv runs as one fused loop forward and backward, and no gradient flows
+  // into a tail (one that requires grad takes the tensor-op path instead).
   torch::Tensor forward_stream(const torch::Tensor& x, torch::Tensor& tail);
 
   Conv1DOptions options;
@@ -28,5 +30,9 @@ class Conv1DImpl : public torch::nn::Cloneable<Conv1DImpl> {
   torch::Tensor b;  // [width]
 };
 TORCH_MODULE(Conv1D);
+
+// The same conv in tensor ops over tail ++ x: the fused path's reference in tests, and its fallback.
+torch::Tensor conv1d_reference(const torch::Tensor& x, const torch::Tensor& tail, const torch::Tensor& w,
+                               const torch::Tensor& b);
 
 }  // namespace trecvit

@@ -18,7 +18,10 @@ struct RMSNormOptions {
   TORCH_ARG(double, eps) = 1e-6;
 };
 
-// y = x * rsqrt(mean(x^2) + eps) * (1 + scale), scale initialised to 0.
+// y = x * rsqrt(mean(x^2) + eps) * (1 + scale), scale initialised to 0. On CPU in float or double
+// it runs as one fused pass forward and one backward (saving x and one rstd per row, not the
+// four temporaries autograd would keep); elsewhere as rms_norm_reference. Its backward is not
+// itself differentiable (no double backward).
 class RMSNormImpl : public torch::nn::Cloneable<RMSNormImpl> {
  public:
   explicit RMSNormImpl(const RMSNormOptions& options);
@@ -29,5 +32,8 @@ class RMSNormImpl : public torch::nn::Cloneable<RMSNormImpl> {
   torch::Tensor scale;
 };
 TORCH_MODULE(RMSNorm);
+
+// The same norm in tensor ops: the fused path's reference in tests, and its fallback.
+torch::Tensor rms_norm_reference(const torch::Tensor& x, const torch::Tensor& scale, double eps);
 
 }  // namespace trecvit

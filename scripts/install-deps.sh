@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages trecvit-cpp needs, only those missing.
-# Usage: scripts/install-deps.sh [--no-video]   (--no-video: skip FFmpeg/OpenCV)
+# Usage: scripts/install-deps.sh [--no-video] [--bench]
+#   --no-video: skip FFmpeg/OpenCV
+#   --bench:    also the tools the comparison benchmarks use (eager PyTorch, perf); not needed to
+#               build or test
 set -euo pipefail
 
 video=1
+bench=0
 for arg in "$@"; do
   case "$arg" in
     --no-video) video=0 ;;
+    --bench) bench=1 ;;
     *) echo "install-deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +33,10 @@ if [ "$video" = 1 ]; then
          libopencv-imgcodecs-dev        # PNG decoding of NEVIS records
          opencv-doc python3-sklearn     # digits.png and digits.csv.gz: the Debian-built NEVIS stream
          protobuf-compiler)             # protoc: the reference the tf.train.Example codec is tested against
+fi
+if [ "$bench" = 1 ]; then
+  pkgs+=(python3-torch     # bench/eager: the same model in eager PyTorch on the same OpenBLAS
+         linux-perf)       # the profiles in docs/BENCHMARKS.md
 fi
 
 missing=()

@@ -26,6 +26,55 @@ TEST(RMSNorm, KnownAnswerWithOnePlusScale) {
   EXPECT_NEAR(norm(x)[0][1].item<double>(), 4 * r * 1.5, 1e-6);
 }
 
+// The fused CPU kernel against the tensor-op form: values and gradients in double, with more
+// rows than one block (64) and a width that is not a multiple of the 8 partial sums.
+TEST(RMSNorm, FusedEqualsReferenceAndFiniteDifferences) {
+  torch::manual_seed(3);
+  RMSNorm norm(RMSNormOptions(13));
+  norm->to(torch::kDouble);
+  {
+    torch::NoGradGuard ng;
+    norm->scale.normal_(0, 0.5);
+  }
+  auto x = (torch::randn({3, 70, 13}, torch::kDouble) * 2).requires_grad_(true);
+  auto y = norm(x);
+  auto ref = rms_norm_reference(x, norm->scale, 1e-6);
+  EXPECT_LT(max_abs_diff(y, ref), 1e-13);
+  auto w = torch::randn({13, 70, 3}, torch::kDouble).permute({2, 1, 0});  // non-contiguous upstream
+  auto g = torch::autograd::grad({(y * w).sum()}, {x, norm->scale});
+  auto g_ref = torch::autograd::grad({(ref * w).sum()}, {x, norm->scale});
+  EXPECT_LT(max_abs_diff(g[0], g_ref[0]), 1e-12);
+  EXPECT_LT(max_abs_diff(g[1], g_ref[1]), 1e-11);
+  auto loss = [&] { return (norm(x) * w).sum(); };
+  expect_grad_matches(loss, x, g[0], 16, 1e-6, "x");
+  expect_grad_matches(loss, norm->scale, g[1], 13, 1e-6, "scale");
+
+  auto xf = x.detach().to(torch::kFloat);
+  RMSNorm normf(RMSNormOptions(13));
+  {
+    torch::NoGradGuard ng;
+    normf->scale.copy_(norm->scale);
+  }
+  EXPECT_LT(max_abs_diff(normf(xf), ref), 1e-5);
+}
+
+// dscale is summed in fixed row blocks, so the thread count does not change a single bit.
+TEST(RMSNorm, FusedGradientIsTheSameAtAnyThreadCount) {
+  torch::manual_seed(4);
+  RMSNorm norm(RMSNormOptions(40));
+  auto x = torch::randn({300, 40}).requires_grad_(true);
+  auto w = torch::randn({300, 40});
+  const int threads = at::get_num_threads();
+  std::vector<torch::Tensor> per_count;
+  for (int n : {1, 2, 3}) {
+    at::set_num_threads(n);
+    per_count.push_back(torch::autograd::grad({(norm(x) * w).sum()}, {norm->scale})[0]);
+  }
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(per_count[0], per_count[1]));
+  EXPECT_TRUE(torch::equal(per_count[0], per_count[2]));
+}
+
 TEST(LayerNorm, UsesFlaxEpsilon) {
   auto ln = make_layer_norm(4);
   EXPECT_DOUBLE_EQ(ln->options.eps(), 1e-6);
@@ -62,6 +111,41 @@ TEST(Conv1D, StreamingChunksEqualOffline) {
     std::vector<torch::Tensor> parts;
     for (int64_t t = 0; t < 11; t += chunk) parts.push_back(conv->forward_stream(x.narrow(1, t, std::min(chunk, 11 - t)), tail));
     EXPECT_LT(max_abs_diff(torch::cat(parts, 1), offline), 1e-6) << "chunk " << chunk;
+  }
+}
+
+// The fused conv against the tensor-op form over tail ++ x, values and gradients in double, with
+// a streamed (non-zero) tail and chunks shorter and longer than the K-1 taps of history.
+TEST(Conv1D, FusedEqualsReferenceAndFiniteDifferences) {
+  torch::manual_seed(2);
+  for (int64_t K : {3, 4}) {  // 4: the unrolled taps of the released model; 3: any K
+    Conv1D conv(Conv1DOptions(6, K));
+    conv->to(torch::kDouble);
+    {
+      torch::NoGradGuard ng;
+      conv->b.normal_();
+    }
+    for (int64_t T : {2, 7}) {
+      const std::string what = "K=" + std::to_string(K) + " T=" + std::to_string(T);
+      auto x = torch::randn({3, T, 6}, torch::kDouble).requires_grad_(true);
+      auto tail0 = torch::randn({3, K - 1, 6}, torch::kDouble);
+      auto tail = tail0.clone();
+      auto y = conv->forward_stream(x, tail);
+      auto ref = conv1d_reference(x, tail0, conv->w, conv->b);
+      EXPECT_LT(max_abs_diff(y, ref), 1e-14) << what;
+      EXPECT_TRUE(torch::equal(tail, torch::cat({tail0, x.detach()}, 1).narrow(1, T, K - 1))) << what;
+      auto wgt = torch::randn({6, T, 3}, torch::kDouble).permute({2, 1, 0});
+      auto g = torch::autograd::grad({(y * wgt).sum()}, {x, conv->w, conv->b});
+      auto g_ref = torch::autograd::grad({(ref * wgt).sum()}, {x, conv->w, conv->b});
+      for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(g[i], g_ref[i]), 1e-12) << what << " input " << i;
+      auto loss = [&] {
+        auto t = tail0.clone();
+        return (conv->forward_stream(x, t) * wgt).sum();
+      };
+      expect_grad_matches(loss, x, g[0], 12, 1e-6, what + " x");
+      expect_grad_matches(loss, conv->w, g[1], 12, 1e-6, what + " w");
+      expect_grad_matches(loss, conv->b, g[2], 6, 1e-6, what + " b");
+    }
   }
 }
 
@@ -205,6 +289,21 @@ TEST(SpatialAttention, MatchesExplicitFormulaAndNeverMixesFrames) {
       auto expected = att->out(torch::cat(heads, 1));
       EXPECT_LT(max_abs_diff(y[b].select(1, t), expected), 1e-12);
     }
+}
+
+// The scale folded into the logits' matmul must carry its gradient to q, k and the input.
+TEST(SpatialAttention, FiniteDifferenceGradients) {
+  torch::manual_seed(6);
+  SpatialAttention att(SpatialAttentionOptions(8, 2));
+  att->to(torch::kDouble);
+  auto x = torch::randn({1, 4, 2, 8}, torch::kDouble).requires_grad_(true);
+  auto w = torch::randn({8, 2, 4, 1}, torch::kDouble).permute({3, 2, 1, 0});
+  auto loss = [&] { return (att(x) * w).sum(); };
+  auto g = torch::autograd::grad({loss()}, {x, att->query->weight, att->key->weight, att->value->weight});
+  expect_grad_matches(loss, x, g[0], 16, 1e-6, "x");
+  expect_grad_matches(loss, att->query->weight, g[1], 12, 1e-6, "query");
+  expect_grad_matches(loss, att->key->weight, g[2], 12, 1e-6, "key");
+  expect_grad_matches(loss, att->value->weight, g[3], 12, 1e-6, "value");
 }
 
 TEST(MLP, FiniteDifferenceGradientsWithNonContiguousUpstream) {
