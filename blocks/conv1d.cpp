@@ -150,7 +150,7 @@ torch::Tensor Conv1DImpl::forward_stream(const torch::Tensor& x, torch::Tensor& 
   TORCH_CHECK(x.dim() == 3 && x.size(2) == options.width(), "Conv1D: expected [B, T, ", options.width(),
               "], got ", x.sizes());
   if (K == 1) return x * w[0] + b;
-  TORCH_CHECK(tail.dim() == 3 && tail.size(0) == x.size(0) && tail.size(1) == K - 1,
+  TORCH_CHECK(tail.dim() == 3 && tail.size(0) == x.size(0) && tail.size(1) == K - 1 && tail.size(2) == x.size(2),
               "Conv1D: tail must be [B, K-1, width]");
   const bool fused = x.is_cpu() && x.numel() > 0 && !tail.requires_grad() && x.scalar_type() == w.scalar_type() &&
                      tail.scalar_type() == w.scalar_type() &&

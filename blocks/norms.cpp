@@ -112,6 +112,8 @@ RMSNormImpl::RMSNormImpl(const RMSNormOptions& options_) : options(options_) { r
 void RMSNormImpl::reset() { scale = register_parameter("scale", torch::zeros({options.dim()})); }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == options.dim(), "RMSNorm: expected [..., ", options.dim(), "], got ",
+              x.sizes());
   const bool fused = x.is_cpu() && x.numel() > 0 && x.scalar_type() == scale.scalar_type() &&
                      (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
   if (fused) return RMSNormFunction::apply(x, scale, options.eps());
