@@ -1,5 +1,7 @@
 #include "blocks/conv1d.h"
 
+#include "blocks/fused_cpu.h"
+
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -23,24 +25,23 @@ const T* input_row(const T* x, const T* tail, int64_t b, int64_t s, int64_t T_, 
 template <typename T, int KC>
 void forward_rows(const T* x, const T* tail, const T* w, const T* bias, T* out, int64_t T_, int64_t K, int64_t L,
                   int64_t b0, int64_t b1) {
-  if (KC > 0) K = KC;
-  std::vector<const T*> in(K);
+  std::vector<const T*> any_k(KC > 0 ? 0 : K);
   for (int64_t b = b0; b < b1; ++b)
     for (int64_t t = 0; t < T_; ++t) {
-      for (int64_t k = 0; k < K; ++k) in[k] = input_row(x, tail, b, t + k - (K - 1), T_, K, L);
       T* __restrict o = out + (b * T_ + t) * L;
       if constexpr (KC > 0) {
         const T* r[KC];
-        for (int k = 0; k < KC; ++k) r[k] = in[k];
+        for (int k = 0; k < KC; ++k) r[k] = input_row(x, tail, b, t + k - (KC - 1), T_, int64_t(KC), L);
         for (int64_t l = 0; l < L; ++l) {
           T acc = bias[l] + r[KC - 1][l] * w[(KC - 1) * L + l];
           for (int k = 0; k < KC - 1; ++k) acc += r[k][l] * w[k * L + l];
           o[l] = acc;
         }
       } else {
-        for (int64_t l = 0; l < L; ++l) o[l] = bias[l] + in[K - 1][l] * w[(K - 1) * L + l];
+        for (int64_t k = 0; k < K; ++k) any_k[k] = input_row(x, tail, b, t + k - (K - 1), T_, K, L);
+        for (int64_t l = 0; l < L; ++l) o[l] = bias[l] + any_k[K - 1][l] * w[(K - 1) * L + l];
         for (int64_t k = 0; k < K - 1; ++k)
-          for (int64_t l = 0; l < L; ++l) o[l] += in[k][l] * w[k * L + l];
+          for (int64_t l = 0; l < L; ++l) o[l] += any_k[k][l] * w[k * L + l];
       }
     }
 }
@@ -104,16 +105,18 @@ class Conv1DFunction : public torch::autograd::Function<Conv1DFunction> {
     const int64_t B = x.size(0), T_ = x.size(1), L = x.size(2), K = w.size(0);
     auto gx = torch::empty_like(x);
     auto part = torch::zeros({B, K + 1, L}, x.options());
+    auto sums = torch::zeros({K + 1, L}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv1d_backward", [&] {
+      scalar_t* pp = part.data_ptr<scalar_t>();
       at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
         backward_rows(x.data_ptr<scalar_t>(), tail.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
-                      g.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), part.data_ptr<scalar_t>(), T_, K, L, b0,
-                      b1);
+                      g.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), pp, T_, K, L, b0, b1);
       });
+      // Summed over sequences in order (not per thread), so the result is the same at any thread count.
+      scalar_t* ps = sums.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < (K + 1) * L; ++j) ps[j] += pp[b * (K + 1) * L + j];
     });
-    // Summed over sequences in order (not per thread), so the result is the same at any thread count.
-    auto sums = torch::zeros({K + 1, L}, x.options());
-    for (int64_t b = 0; b < B; ++b) sums.add_(part[b]);
     return {gx, torch::Tensor(), sums.narrow(0, 0, K), sums[K]};
   }
 };
@@ -152,9 +155,7 @@ torch::Tensor Conv1DImpl::forward_stream(const torch::Tensor& x, torch::Tensor& 
   if (K == 1) return x * w[0] + b;
   TORCH_CHECK(tail.dim() == 3 && tail.size(0) == x.size(0) && tail.size(1) == K - 1 && tail.size(2) == x.size(2),
               "Conv1D: tail must be [B, K-1, width]");
-  const bool fused = x.is_cpu() && x.numel() > 0 && !tail.requires_grad() && x.scalar_type() == w.scalar_type() &&
-                     tail.scalar_type() == w.scalar_type() &&
-                     (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
+  const bool fused = fused_cpu_kernel_applies(x, w) && tail.scalar_type() == w.scalar_type() && !tail.requires_grad();
   auto out = fused ? Conv1DFunction::apply(x, tail, w, b) : conv1d_reference(x, tail, w, b);
   tail = next_tail(x, tail, K);
   return out;

@@ -1,5 +1,7 @@
 #include "blocks/norms.h"
 
+#include "blocks/fused_cpu.h"
+
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -114,9 +116,7 @@ void RMSNormImpl::reset() { scale = register_parameter("scale", torch::zeros({op
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == options.dim(), "RMSNorm: expected [..., ", options.dim(), "], got ",
               x.sizes());
-  const bool fused = x.is_cpu() && x.numel() > 0 && x.scalar_type() == scale.scalar_type() &&
-                     (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kDouble);
-  if (fused) return RMSNormFunction::apply(x, scale, options.eps());
+  if (fused_cpu_kernel_applies(x, scale)) return RMSNormFunction::apply(x, scale, options.eps());
   return rms_norm_reference(x, scale, options.eps());
 }
 
