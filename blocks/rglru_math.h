@@ -1,12 +1,14 @@
 #pragma once
 // The RG-LRU's per-element math and its loops over (sequence, time, channel), written once
-// for any lane type V with scalar type S: V = S for the portable path, V = 8 x float for the
-// AVX2 path (rglru_kernel_avx2.cpp, compiled with -mavx2 -mfma). No LibTorch here, so the
-// AVX2 translation unit stays free of the precompiled header's flags.
+// for any lane type V with scalar type S: V = S for the portable path, V = 8 or 16 floats for
+// the AVX2 and AVX-512 paths (rglru_kernel_avx2.cpp, rglru_kernel_avx512.cpp, each compiled
+// for its instruction set). No LibTorch here, so those translation units stay free of the
+// precompiled header's flags.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace trecvit::detail {
 
@@ -40,7 +42,7 @@ inline V lru_forward(V gx, V gr, V v, V sp, V h_prev, bool start) {
   if (start) return gated_x;
   const V log_a = O::splat(S(-kC)) * r_t * sp;
   const V a = O::exp(log_a);
-  const V a_sq = O::exp(O::splat(S(2)) * log_a);
+  const V a_sq = a * a;
   return a * h_prev + gated_x * O::sqrt(one - a_sq);
 }
 
@@ -56,7 +58,7 @@ inline V lru_backward(V gx, V gr, V v, V sp, V h_prev, bool start, V grad, V& dv
   if (!start) {
     const V log_a = O::splat(S(-kC)) * r_t * sp;
     const V a = O::exp(log_a);
-    const V a_sq = O::exp(O::splat(S(2)) * log_a);
+    const V a_sq = a * a;
     const V one_minus = one - a_sq;
     mult = O::sqrt(one_minus);
     const V dmult = grad * v * i_t;
@@ -152,13 +154,20 @@ void backward_rows(const ScanDims& d, const S* v, const S* g, const S* sp, const
   }
 }
 
-// The AVX2 build of the float loops (rglru_kernel_avx2.cpp); callable only when
-// avx2_available() says the CPU has AVX2 and FMA.
-bool avx2_available();
-void forward_rows_avx2(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                       const bool* reset, float* h, int64_t b0, int64_t b1);
-void backward_rows_avx2(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                        const bool* reset, const float* h, const float* dh, float* dv, float* dg, float* dsp_rows,
-                        float* dh0, float* carry, int64_t b0, int64_t b1);
+// The vector builds of the float loops (rglru_kernel_avx2.cpp, rglru_kernel_avx512.cpp), each
+// compiled for its instruction set and callable only on a CPU that has it.
+struct FloatScanKernels {
+  const char* name;
+  void (*forward)(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
+                  const bool* reset, float* h, int64_t b0, int64_t b1);
+  void (*backward)(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
+                   const bool* reset, const float* h, const float* dh, float* dv, float* dg, float* dsp_rows,
+                   float* dh0, float* carry, int64_t b0, int64_t b1);
+};
+extern const FloatScanKernels kAvx2ScanKernels;
+extern const FloatScanKernels kAvx512ScanKernels;
+
+// The builds this CPU can run, widest first; empty where none (the portable loop runs then).
+const std::vector<FloatScanKernels>& float_scan_kernels();
 
 }  // namespace trecvit::detail

@@ -19,22 +19,19 @@ using detail::ScanDims;
 }  // namespace
 
 namespace detail {
-#ifndef TRECVIT_HAVE_AVX2_KERNEL
-// Non-x86 builds: the portable loops only (never called when unavailable).
-void forward_rows_avx2(const ScanDims&, const float*, const float*, const float*, const float*, const bool*, float*,
-                       int64_t, int64_t) {}
-void backward_rows_avx2(const ScanDims&, const float*, const float*, const float*, const float*, const bool*,
-                        const float*, const float*, float*, float*, float*, float*, float*, int64_t, int64_t) {}
-#endif
 
-bool avx2_available() {
-#ifdef TRECVIT_HAVE_AVX2_KERNEL
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-#else
-  return false;
+const std::vector<FloatScanKernels>& float_scan_kernels() {
+  static const std::vector<FloatScanKernels> kernels = [] {
+    std::vector<FloatScanKernels> k;
+#ifdef TRECVIT_HAVE_SIMD_SCAN
+    if (__builtin_cpu_supports("avx512f")) k.push_back(kAvx512ScanKernels);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k.push_back(kAvx2ScanKernels);
 #endif
+    return k;
+  }();
+  return kernels;
 }
+
 }  // namespace detail
 
 namespace {
@@ -59,9 +56,9 @@ void run_forward(const ScanDims& d, const torch::Tensor& v, const torch::Tensor&
   const bool* r = ptr_or_null<bool>(reset);
   at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (detail::avx2_available()) {
-        detail::forward_rows_avx2(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
-                                  ptr_or_null<float>(h0), r, h.data_ptr<float>(), b0, b1);
+      if (!detail::float_scan_kernels().empty()) {
+        detail::float_scan_kernels()[0].forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
+                                                ptr_or_null<float>(h0), r, h.data_ptr<float>(), b0, b1);
         return;
       }
     }
@@ -80,11 +77,11 @@ void run_backward(const ScanDims& d, const torch::Tensor& v, const torch::Tensor
   at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
     std::vector<scalar_t> carry(d.L);
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (detail::avx2_available()) {
-        detail::backward_rows_avx2(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
-                                   ptr_or_null<float>(h0), r, h.data_ptr<float>(), dh.data_ptr<float>(),
-                                   dv.data_ptr<float>(), dg.data_ptr<float>(), dsp_rows.data_ptr<float>(),
-                                   ptr_or_null<float>(dh0), carry.data(), b0, b1);
+      if (!detail::float_scan_kernels().empty()) {
+        detail::float_scan_kernels()[0].backward(
+            d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(), ptr_or_null<float>(h0), r,
+            h.data_ptr<float>(), dh.data_ptr<float>(), dv.data_ptr<float>(), dg.data_ptr<float>(),
+            dsp_rows.data_ptr<float>(), ptr_or_null<float>(dh0), carry.data(), b0, b1);
         return;
       }
     }

@@ -19,7 +19,6 @@ done
 pkgs=(
   cmake g++ ninja-build ccache pkg-config
   libtorch-dev libopenblas0-pthread     # OpenBLAS: without it LibTorch falls back to the 14x slower reference BLAS
-  libsleef-dev                          # vectorised exp for the fused RG-LRU kernel
   libjemalloc-dev                       # retaining allocator linked into the binaries
   nlohmann-json3-dev libcli11-dev libfmt-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev

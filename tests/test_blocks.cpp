@@ -202,6 +202,79 @@ TEST(RGLRUScan, FloatMatchesDouble) {
   EXPECT_LT(max_abs_diff(f, ref), 1e-5);
 }
 
+TEST(RGLRUScan, EveryVectorKernelIsAsAccurateAsThePortableLoop) {
+  // Block width 20: one or two full vectors and a remainder, for 8 and 16 lanes.
+  const trecvit::detail::ScanDims d{3, 7, 40, 2, 20};
+  auto s = scan_inputs(d.B, d.T, d.L, d.H, torch::kFloat, true);  // the exact run sees the same values
+  struct Out {
+    torch::Tensor h, dv, dg, dsp, dh0;
+  };
+  auto dh = torch::randn({d.B, d.T, d.L});
+  // One forward and backward over the inputs in dtype S, by `k` (null: the portable loop).
+  auto run = [&](auto zero, const trecvit::detail::FloatScanKernels* k) {
+    using S = decltype(zero);
+    const auto dt = std::is_same_v<S, float> ? torch::kFloat : torch::kDouble;
+    auto v = s.v.detach().to(dt), g = s.gates.detach().to(dt), h0 = s.h0.detach().to(dt), up = dh.to(dt);
+    auto sp = torch::softplus(s.a_param.detach()).to(dt);
+    Out o{torch::empty_like(v), torch::empty_like(v), torch::empty_like(g), torch::zeros({d.B, d.L}, dt),
+          torch::empty_like(h0)};
+    std::vector<S> carry(d.L);
+    auto P = [](const torch::Tensor& t) { return static_cast<S*>(t.data_ptr()); };
+    const bool* r = s.reset.data_ptr<bool>();
+    if constexpr (std::is_same_v<S, float>) {
+      if (k) {
+        k->forward(d, P(v), P(g), P(sp), P(h0), r, P(o.h), 0, d.B);
+        k->backward(d, P(v), P(g), P(sp), P(h0), r, P(o.h),
+                    P(up), P(o.dv), P(o.dg), P(o.dsp),
+                    P(o.dh0), carry.data(), 0, d.B);
+        return o;
+      }
+    }
+    trecvit::detail::forward_rows<S, S>(d, P(v), P(g), P(sp), P(h0), r,
+                                        P(o.h), 0, d.B);
+    trecvit::detail::backward_rows<S, S>(d, P(v), P(g), P(sp), P(h0), r,
+                                         P(o.h), P(up), P(o.dv),
+                                         P(o.dg), P(o.dsp), P(o.dh0), carry.data(), 0,
+                                         d.B);
+    return o;
+  };
+  const Out exact = run(0.0, nullptr);
+  const Out portable = run(0.0f, nullptr);
+  auto err = [](const Out& a, const Out& b) {
+    std::vector<double> e;
+    for (auto [x, y] : {std::pair{a.h, b.h}, {a.dv, b.dv}, {a.dg, b.dg}, {a.dsp, b.dsp}, {a.dh0, b.dh0}})
+      e.push_back(max_abs_diff(x.to(torch::kDouble), y) / y.abs().max().item<double>());
+    return e;
+  };
+  const auto portable_err = err(portable, exact);
+  for (double e : portable_err) EXPECT_LT(e, 1e-4) << "the portable float loop itself";
+  if (trecvit::detail::float_scan_kernels().empty()) GTEST_SKIP() << "this CPU has no vector build of the scan";
+  for (const auto& k : trecvit::detail::float_scan_kernels()) {
+    const auto e = err(run(0.0f, &k), exact);
+    const char* what[] = {"h", "dv", "dgates", "dsoftplus", "dh0"};
+    for (size_t i = 0; i < e.size(); ++i)
+      EXPECT_LT(e[i], std::max(4 * portable_err[i], 1e-6)) << k.name << " " << what[i] << " (portable: " << portable_err[i] << ")";
+  }
+}
+
+TEST(RGLRUScan, AVectorKernelCarriesANaNGateForward) {
+  // A NaN gate logit (a diverged run) must show as NaN, not be clamped into a number.
+  const trecvit::detail::ScanDims d{2, 5, 32, 1, 32};
+  auto s = scan_inputs(d.B, d.T, d.L, d.H, torch::kFloat, false);
+  auto v = s.v.detach(), g = s.gates.detach().clone();
+  auto sp = torch::softplus(s.a_param.detach());
+  g[0][d.T + 2][1][3] = std::nanf("");  // sequence 1, time 2, recurrence gate, channel 3
+  for (const auto& k : trecvit::detail::float_scan_kernels()) {
+    auto h = torch::empty_like(v);
+    k.forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(), nullptr, nullptr, h.data_ptr<float>(),
+              0, d.B);
+    EXPECT_TRUE(std::isnan(h[1][2][3].item<float>())) << k.name;
+    EXPECT_TRUE(std::isnan(h[1][d.T - 1][3].item<float>())) << k.name << ": carried on";
+    EXPECT_FALSE(std::isnan(h[1][2][4].item<float>())) << k.name << ": other channels untouched";
+    EXPECT_FALSE(std::isnan(h[0][d.T - 1][3].item<float>())) << k.name << ": other sequences untouched";
+  }
+}
+
 TEST(RGLRUScan, FiniteDifferenceGradients) {
   auto s = scan_inputs(2, 5, 4, 2, torch::kDouble, true);
   auto w = torch::randn({2, 5, 4}, torch::kDouble);
