@@ -9,24 +9,6 @@
 
 namespace trecvit::bench {
 
-namespace {
-
-// The largest self times of one call, printed and returned (profile=N: the top N operators).
-nlohmann::json profile_table(const std::string& what, const std::function<void()>& fn, int64_t top) {
-  double total_ms = 0;
-  auto ops = profile_ops(fn, &total_ms);
-  nlohmann::json rows = nlohmann::json::array();
-  for (size_t i = 0; i < ops.size() && static_cast<int64_t>(i) < top; ++i) {
-    const auto& op = ops[i];
-    print_row(fmt::format("  {} {}", what, op.name),
-              {{"self", fmt::format("{:.1f} ms ({:.1f}%)", op.self_ms, 100 * op.self_ms / total_ms)},
-               {"calls", std::to_string(op.calls)}});
-    rows.push_back({{"op", op.name}, {"self_ms", op.self_ms}, {"calls", op.calls}});
-  }
-  return {{"total_ms", total_ms}, {"ops", rows}};
-}
-
-}  // namespace
 
 nlohmann::json bench_model(const Args& args) {
   const int64_t T = args.get_int("frames", args.quick ? "2" : "4");

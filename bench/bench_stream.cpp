@@ -8,6 +8,7 @@
 
 #include "bench/common.h"
 #include "bench/harness.h"
+#include "bench/op_profile.h"
 #include "blocks/parse_number.h"
 #include "bench/stream_parts.h"
 #include "models/accounting.h"
@@ -52,11 +53,17 @@ nlohmann::json stream_history(const Args& args) {
     const int64_t state_bytes0 = state.bytes();
     std::vector<double> step_s;
     auto frame = torch::randint(0, 256, {B, 1, cfg.image_height, cfg.image_width, 3}, torch::kByte);
+    int64_t allocations_after_first = 0;
     for (int64_t t = 0; t < frames; ++t) {
       auto t0 = std::chrono::steady_clock::now();
       model->step(state, frame);
       step_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (t == 0) allocations_after_first = -cpu_tensor_allocations();
     }
+    allocations_after_first += cpu_tensor_allocations();
+    nlohmann::json profile;
+    if (const int64_t top = args.get_int("profile", "0"); top > 0)
+      profile = profile_table(fmt::format("step B={}", B), [&] { model->step(state, frame); }, top);
     const int64_t M = B * cfg.num_tokens(), D = cfg.width, L = cfg.lru_width, F = cfg.mlp_dim;
     const double gemm = gemm_flops_mix({{M, D, L}, {M, D, L}, {M, L, D}, {M, D, D}, {M, D, D}, {M, D, D},
                                         {M, D, D}, {M, D, F}, {M, F, D}}, args.repeats);
@@ -74,6 +81,7 @@ nlohmann::json stream_history(const Args& args) {
     }
     const double last = per_mark[std::to_string(marks.back())]["seconds"];
     cols.push_back({"ratio last/first", fmt::format("{:.3f}", last / first)});
+    cols.push_back({"tensor buffers allocated after frame 1", std::to_string(allocations_after_first)});
     print_row(fmt::format("stream {}@{} B={}", cfg.name, cfg.image_height, B), cols);
     // Offline: the whole history re-run to get the logits after its last frame.
     nlohmann::json offline = nlohmann::json::object();
@@ -91,6 +99,8 @@ nlohmann::json stream_history(const Args& args) {
                    {"ratio_last_to_first", last / first},
                    {"state_bytes", state_bytes0},
                    {"state_bytes_after", state.bytes()},
+                   {"tensor_allocations_after_first_frame", allocations_after_first},
+                   {"profile_step", profile},
                    {"gemm_gflops", gemm / 1e9},
                    {"offline_rerun_seconds", offline}});
   }

@@ -1,10 +1,14 @@
 #include "bench/op_profile.h"
 
+#include <fmt/format.h>
+
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
 #include <map>
+
+#include "bench/harness.h"
 
 namespace trecvit::bench {
 
@@ -48,6 +52,20 @@ std::vector<OpTime> profile_ops(const std::function<void()>& fn, double* total_m
   for (auto& [name, t] : by_name) out.push_back(t);
   std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.self_ms > b.self_ms; });
   return out;
+}
+
+nlohmann::json profile_table(const std::string& what, const std::function<void()>& fn, int64_t top) {
+  double total_ms = 0;
+  auto ops = profile_ops(fn, &total_ms);
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t i = 0; i < ops.size() && static_cast<int64_t>(i) < top; ++i) {
+    const auto& op = ops[i];
+    print_row(fmt::format("  {} {}", what, op.name),
+              {{"self", fmt::format("{:.1f} ms ({:.1f}%)", op.self_ms, 100 * op.self_ms / total_ms)},
+               {"calls", std::to_string(op.calls)}});
+    rows.push_back({{"op", op.name}, {"self_ms", op.self_ms}, {"calls", op.calls}});
+  }
+  return {{"total_ms", total_ms}, {"ops", rows}};
 }
 
 }  // namespace trecvit::bench

@@ -157,7 +157,10 @@ torch::Tensor Conv1DImpl::forward_stream(const torch::Tensor& x, torch::Tensor& 
               "Conv1D: tail must be [B, K-1, width]");
   const bool fused = fused_cpu_kernel_applies(x, w) && tail.scalar_type() == w.scalar_type() && !tail.requires_grad();
   auto out = fused ? Conv1DFunction::apply(x, tail, w, b) : conv1d_reference(x, tail, w, b);
-  tail = next_tail(x, tail, K);
+  // In place when no graph can hold the old tail: the state keeps its buffer across steps.
+  auto next = next_tail(x, tail, K);
+  if (torch::GradMode::is_enabled()) tail = next;
+  else tail.copy_(next);
   return out;
 }
 

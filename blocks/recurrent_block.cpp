@@ -35,7 +35,10 @@ torch::Tensor RecurrentBlockImpl::forward(const torch::Tensor& x, RecurrentState
   if (state) {
     v = conv_1d->forward_stream(v, state->conv_tail);
     h = rg_lru(v, state->h, reset);
-    state->h = h.select(1, h.size(1) - 1).detach().clone();
+    // In place when no graph can hold the old state: the state keeps its buffer across steps.
+    auto last = h.select(1, h.size(1) - 1).detach();
+    if (torch::GradMode::is_enabled()) state->h = last.clone();
+    else state->h.copy_(last);
   } else {
     v = conv_1d(v);
     h = rg_lru(v);

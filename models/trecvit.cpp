@@ -109,6 +109,7 @@ StreamState TRecViTImpl::init_stream(int64_t batch) {
         batch * config_.num_tokens(), opts));
   s.frames_seen = torch::zeros({batch}, torch::TensorOptions(torch::kLong).device(opts.device()));
   s.z_sum = torch::zeros({batch, config_.rep_size}, opts);
+  s.pool = std::make_shared<TensorPool>();
   return s;
 }
 
@@ -132,6 +133,7 @@ torch::Tensor TRecViTImpl::encode_stream(StreamState& s, const torch::Tensor& fr
 }
 
 torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
+  TensorPool::Scope pooled(s.pool.get());
   auto z = encode_stream(s, frames);
   const int64_t t = frames.size(1);
   torch::Tensor logits;
@@ -148,6 +150,7 @@ torch::Tensor TRecViTImpl::step(StreamState& s, const torch::Tensor& frames) {
 }
 
 torch::Tensor TRecViTImpl::advance(StreamState& s, const torch::Tensor& frames, const torch::Tensor& streams) {
+  TensorPool::Scope pooled(s.pool.get());
   const bool all = !streams.defined() ||
                    (streams.numel() == s.batch() && streams.equal(torch::arange(s.batch(), streams.options())));
   if (all) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <vector>
 
+#include "blocks/tensor_pool.h"
 #include "blocks/trecvit_layer.h"
 #include "models/config.h"
 
@@ -23,6 +24,9 @@ struct StreamState {
   std::vector<RecurrentState> layers;  // per layer, rows = B * num_tokens
   torch::Tensor frames_seen;           // [B] int64
   torch::Tensor z_sum;                 // [B, rep_size], running sum of tanh(pre_logits)
+  // The step's working buffers, reused from the second step on (no system allocation once the
+  // caller has let go of the previous step's outputs). Shared by copies of the state.
+  std::shared_ptr<TensorPool> pool;
   int64_t batch() const { return frames_seen.size(0); }
   int64_t bytes() const;
 };

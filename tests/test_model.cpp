@@ -137,6 +137,72 @@ TEST(TRecViT, AdvancingSomeStreamsEqualsEachStreamAlone) {
   EXPECT_THROW(model->advance(st, clips.narrow(1, 0, 1).narrow(0, 0, 2), torch::tensor({1, 1}, torch::kLong)), c10::Error);
 }
 
+TEST(TRecViT, StreamingStepAllocatesNoTensorBufferAfterTheFirstFrame) {
+  for (std::string readout : {"mean", "last"}) {
+    auto c = tiny_config();
+    c.readout = readout;
+    torch::manual_seed(0);
+    TRecViT model(c);
+    model->eval();
+    torch::NoGradGuard ng;
+    const int64_t T = 6;
+    auto clip = random_clip(2, T, c, 7);
+    auto offline = model->forward_per_frame(clip);
+    auto streamed = torch::empty_like(offline);
+    auto state = model->init_stream(2);
+    int64_t after_first = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      auto frame = clip.narrow(1, t, 1);  // a view: no buffer of its own
+      streamed.narrow(1, t, 1).copy_(model->step(state, frame));  // the step's output is let go here
+      if (t == 0) after_first = cpu_tensor_allocations();
+    }
+    EXPECT_EQ(cpu_tensor_allocations(), after_first) << readout << ": frames 2.." << T << " must reuse the first's buffers";
+    const auto stats = state.pool->stats();
+    EXPECT_GT(stats.hits, 0);
+    EXPECT_EQ(stats.in_use_bytes, 0) << "nothing the step made is still held";
+    EXPECT_LE(max_abs_diff(streamed, offline), 1e-5) << readout;
+  }
+}
+
+TEST(TensorPool, ReusesFreedBuffersAndLetsTensorsOutliveIt) {
+  torch::Tensor kept;
+  {
+    TensorPool pool;
+    const int64_t start = cpu_tensor_allocations();
+    void* first = nullptr;
+    {
+      TensorPool::Scope scope(&pool);
+      first = torch::ones({1000}).data_ptr();
+    }
+    EXPECT_EQ(cpu_tensor_allocations(), start + 1);
+    {
+      TensorPool::Scope scope(&pool);
+      auto again = torch::zeros({1000});
+      EXPECT_EQ(again.data_ptr(), first) << "the freed buffer is reused";
+      kept = torch::full({1000}, 3.0f);  // the cached one is in use: a second buffer
+      TensorPool::Scope off(nullptr);
+      auto outside = torch::ones({1000});
+      EXPECT_NE(outside.data_ptr(), first);
+    }
+    EXPECT_EQ(cpu_tensor_allocations(), start + 3);
+    const auto stats = pool.stats();
+    EXPECT_EQ(stats.hits, 1);
+    EXPECT_EQ(stats.misses, 2);
+    EXPECT_EQ(stats.in_use_bytes, 4000);  // kept
+    EXPECT_EQ(stats.cached_bytes, 4000);  // again's buffer
+    pool.trim();
+    EXPECT_EQ(pool.stats().cached_bytes, 0);
+  }
+  EXPECT_EQ(kept.sum().item<float>(), 3000.0f) << "a tensor outlives its pool";
+  kept = torch::Tensor();
+  TensorPool tiny(/*max_cached_bytes=*/100);
+  {
+    TensorPool::Scope scope(&tiny);
+    torch::ones({1000});
+  }
+  EXPECT_EQ(tiny.stats().cached_bytes, 0) << "over the cap: freed, not cached";
+}
+
 TEST(TRecViT, FiniteDifferenceGradientsInDouble) {
   auto c = tiny_config();
   c.depth = 1;
