@@ -2,10 +2,9 @@
 // Normalisations and activations exactly as the released TRecViT/RecurrentGemma code.
 #include <torch/torch.h>
 
-namespace trecvit {
+#include "blocks/gelu.h"
 
-// GELU, tanh approximation (jax.nn.gelu's default), used everywhere in the model.
-inline torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+namespace trecvit {
 
 // Flax's LayerNorm: eps 1e-6, not PyTorch's 1e-5.
 inline torch::nn::LayerNorm make_layer_norm(int64_t dim) {

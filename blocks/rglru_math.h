@@ -1,14 +1,11 @@
 #pragma once
 // The RG-LRU's per-element math and its loops over (sequence, time, channel), written once
-// for any lane type V with scalar type S: V = S for the portable path, V = 8 or 16 floats for
-// the AVX2 and AVX-512 paths (rglru_kernel_avx2.cpp, rglru_kernel_avx512.cpp, each compiled
-// for its instruction set). No LibTorch here, so those translation units stay free of the
-// precompiled header's flags.
+// for any lane type V (blocks/simd_lanes.h): the portable path here, the vector builds in
+// simd_avx2.cpp and simd_avx512.cpp.
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <vector>
+
+#include "blocks/simd_lanes.h"
 
 namespace trecvit::detail {
 
@@ -18,18 +15,6 @@ struct ScanDims {
 
 constexpr double kC = 8.0;                 // log a = -c r softplus(p)
 constexpr double kMaxSqrtGradient = 1000.0;  // sqrt backward clamps its input to >= 1/(4 max^2)
-
-// Lane traits: load/store/splat and the three functions the math needs.
-template <typename V, typename S>
-struct Lanes {
-  static constexpr int width = 1;
-  static V load(const S* p) { return *p; }
-  static void store(S* p, V x) { *p = x; }
-  static V splat(S x) { return x; }
-  static V exp(V x) { return std::exp(x); }
-  static V sqrt(V x) { return std::sqrt(x); }
-  static V max(V a, V b) { return std::max(a, b); }
-};
 
 // h_t for one lane group. `start`: time 0 of a new sequence (multiplier 1, state ignored).
 template <typename V, typename S>
@@ -153,21 +138,5 @@ void backward_rows(const ScanDims& d, const S* v, const S* g, const S* sp, const
     if (dh0) std::copy(carry, carry + d.L, dh0 + b * d.L);
   }
 }
-
-// The vector builds of the float loops (rglru_kernel_avx2.cpp, rglru_kernel_avx512.cpp), each
-// compiled for its instruction set and callable only on a CPU that has it.
-struct FloatScanKernels {
-  const char* name;
-  void (*forward)(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                  const bool* reset, float* h, int64_t b0, int64_t b1);
-  void (*backward)(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                   const bool* reset, const float* h, const float* dh, float* dv, float* dg, float* dsp_rows,
-                   float* dh0, float* carry, int64_t b0, int64_t b1);
-};
-extern const FloatScanKernels kAvx2ScanKernels;
-extern const FloatScanKernels kAvx512ScanKernels;
-
-// The builds this CPU can run, widest first; empty where none (the portable loop runs then).
-const std::vector<FloatScanKernels>& float_scan_kernels();
 
 }  // namespace trecvit::detail

@@ -7,6 +7,7 @@
 
 #include "blocks/rglru_math.h"
 #include "blocks/rglru_reference.h"
+#include "blocks/simd_kernels.h"
 
 namespace trecvit {
 namespace {
@@ -18,21 +19,6 @@ using detail::ScanDims;
 
 }  // namespace
 
-namespace detail {
-
-const std::vector<FloatScanKernels>& float_scan_kernels() {
-  static const std::vector<FloatScanKernels> kernels = [] {
-    std::vector<FloatScanKernels> k;
-#ifdef TRECVIT_HAVE_SIMD_SCAN
-    if (__builtin_cpu_supports("avx512f")) k.push_back(kAvx512ScanKernels);
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k.push_back(kAvx2ScanKernels);
-#endif
-    return k;
-  }();
-  return kernels;
-}
-
-}  // namespace detail
 
 namespace {
 
@@ -56,8 +42,8 @@ void run_forward(const ScanDims& d, const torch::Tensor& v, const torch::Tensor&
   const bool* r = ptr_or_null<bool>(reset);
   at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (!detail::float_scan_kernels().empty()) {
-        detail::float_scan_kernels()[0].forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
+      if (!detail::float_kernels().empty()) {
+        detail::float_kernels()[0].scan_forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(),
                                                 ptr_or_null<float>(h0), r, h.data_ptr<float>(), b0, b1);
         return;
       }
@@ -77,8 +63,8 @@ void run_backward(const ScanDims& d, const torch::Tensor& v, const torch::Tensor
   at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
     std::vector<scalar_t> carry(d.L);
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (!detail::float_scan_kernels().empty()) {
-        detail::float_scan_kernels()[0].backward(
+      if (!detail::float_kernels().empty()) {
+        detail::float_kernels()[0].scan_backward(
             d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(), ptr_or_null<float>(h0), r,
             h.data_ptr<float>(), dh.data_ptr<float>(), dv.data_ptr<float>(), dg.data_ptr<float>(),
             dsp_rows.data_ptr<float>(), ptr_or_null<float>(dh0), carry.data(), b0, b1);

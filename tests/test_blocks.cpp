@@ -2,12 +2,14 @@
 // scan against the naive reference (values and gradients), attention and the MLP.
 #include "blocks/attention.h"
 #include "blocks/conv1d.h"
+#include "blocks/gelu_math.h"
 #include "blocks/mlp.h"
 #include "blocks/norms.h"
 #include "blocks/recurrent_block.h"
 #include "blocks/rglru.h"
 #include "blocks/rglru_reference.h"
 #include "blocks/rglru_scan.h"
+#include "blocks/simd_kernels.h"
 #include "tests/test_util.h"
 
 using namespace trecvit;
@@ -84,6 +86,50 @@ TEST(GELU, IsTheTanhApproximation) {
   auto x = torch::tensor({1.5}, torch::kDouble);
   const double expected = 0.5 * 1.5 * (1 + std::tanh(std::sqrt(2 / M_PI) * (1.5 + 0.044715 * 1.5 * 1.5 * 1.5)));
   EXPECT_NEAR(gelu_tanh(x).item<double>(), expected, 1e-12);
+}
+
+TEST(GELU, FusedEqualsReferenceAndFiniteDifferences) {
+  torch::manual_seed(11);
+  // 40,003 elements: more than one parallel task, and a remainder after the vector lanes;
+  // the tails reach |x| = 20, where the gate saturates.
+  auto x = (torch::randn({40003}, torch::kDouble) * 4).clamp(-20, 20);
+  x[0] = 20.0;
+  x[1] = -20.0;
+  x[2] = 0.0;
+  auto w = torch::randn({40003}, torch::kDouble);
+  auto xd = x.clone().requires_grad_(true), xr = x.clone().requires_grad_(true);
+  auto yd = gelu_tanh(xd), yr = gelu_tanh_reference(xr);
+  EXPECT_LT(max_abs_diff(yd, yr), 1e-13);
+  auto gd = torch::autograd::grad({(yd * w).sum()}, {xd})[0];
+  auto gr = torch::autograd::grad({(yr * w).sum()}, {xr})[0];
+  EXPECT_LT(max_abs_diff(gd, gr), 1e-12);
+  auto small = torch::randn({2, 7}, torch::kDouble).requires_grad_(true);
+  auto sw = torch::randn({7, 2}, torch::kDouble).t();  // a non-contiguous upstream gradient
+  auto loss = [&] { return (gelu_tanh(small) * sw).sum(); };
+  expect_grad_matches(loss, small, torch::autograd::grad({loss()}, {small})[0], 14, 1e-7, "gelu x");
+  // Float, through whichever build this CPU runs, against LibTorch's float GELU.
+  auto xf = x.to(torch::kFloat).requires_grad_(true), xfr = x.to(torch::kFloat).requires_grad_(true);
+  auto yf = gelu_tanh(xf), yfr = gelu_tanh_reference(xfr);
+  EXPECT_LT(max_abs_diff(yf, yr), 4e-6);
+  EXPECT_LT(max_abs_diff(yf, yr), 2 * max_abs_diff(yfr, yr) + 1e-6) << "no worse than LibTorch's float GELU";
+  auto gf = torch::autograd::grad({(yf * w.to(torch::kFloat)).sum()}, {xf})[0];
+  EXPECT_LT(max_abs_diff(gf, gr), 1e-5);
+  // Every vector build against the portable float loop.
+  auto xc = x.to(torch::kFloat), g = w.to(torch::kFloat);
+  auto y0 = torch::empty_like(xc), dx0 = torch::empty_like(xc);
+  trecvit::detail::gelu_forward_loop<float, float>(xc.data_ptr<float>(), y0.data_ptr<float>(), xc.numel());
+  trecvit::detail::gelu_backward_loop<float, float>(xc.data_ptr<float>(), g.data_ptr<float>(), dx0.data_ptr<float>(),
+                                                    xc.numel());
+  for (const auto& k : trecvit::detail::float_kernels()) {
+    auto y = torch::empty_like(xc), dx = torch::empty_like(xc);
+    k.gelu_forward(xc.data_ptr<float>(), y.data_ptr<float>(), xc.numel());
+    k.gelu_backward(xc.data_ptr<float>(), g.data_ptr<float>(), dx.data_ptr<float>(), xc.numel());
+    EXPECT_LT(max_abs_diff(y, y0), 4e-6) << k.name;
+    EXPECT_LT(max_abs_diff(dx, dx0), 4e-6) << k.name;
+    auto nan_in = torch::full({17}, std::nanf("")), nan_out = torch::empty_like(nan_in);
+    k.gelu_forward(nan_in.data_ptr<float>(), nan_out.data_ptr<float>(), 17);
+    EXPECT_TRUE(torch::isnan(nan_out).all().item<bool>()) << k.name << ": NaN in, NaN out";
+  }
 }
 
 TEST(Conv1D, LastTapMultipliesTheCurrentFrame) {
@@ -211,7 +257,7 @@ TEST(RGLRUScan, EveryVectorKernelIsAsAccurateAsThePortableLoop) {
   };
   auto dh = torch::randn({d.B, d.T, d.L});
   // One forward and backward over the inputs in dtype S, by `k` (null: the portable loop).
-  auto run = [&](auto zero, const trecvit::detail::FloatScanKernels* k) {
+  auto run = [&](auto zero, const trecvit::detail::FloatKernels* k) {
     using S = decltype(zero);
     const auto dt = std::is_same_v<S, float> ? torch::kFloat : torch::kDouble;
     auto v = s.v.detach().to(dt), g = s.gates.detach().to(dt), h0 = s.h0.detach().to(dt), up = dh.to(dt);
@@ -223,8 +269,8 @@ TEST(RGLRUScan, EveryVectorKernelIsAsAccurateAsThePortableLoop) {
     const bool* r = s.reset.data_ptr<bool>();
     if constexpr (std::is_same_v<S, float>) {
       if (k) {
-        k->forward(d, P(v), P(g), P(sp), P(h0), r, P(o.h), 0, d.B);
-        k->backward(d, P(v), P(g), P(sp), P(h0), r, P(o.h),
+        k->scan_forward(d, P(v), P(g), P(sp), P(h0), r, P(o.h), 0, d.B);
+        k->scan_backward(d, P(v), P(g), P(sp), P(h0), r, P(o.h),
                     P(up), P(o.dv), P(o.dg), P(o.dsp),
                     P(o.dh0), carry.data(), 0, d.B);
         return o;
@@ -248,8 +294,8 @@ TEST(RGLRUScan, EveryVectorKernelIsAsAccurateAsThePortableLoop) {
   };
   const auto portable_err = err(portable, exact);
   for (double e : portable_err) EXPECT_LT(e, 1e-4) << "the portable float loop itself";
-  if (trecvit::detail::float_scan_kernels().empty()) GTEST_SKIP() << "this CPU has no vector build of the scan";
-  for (const auto& k : trecvit::detail::float_scan_kernels()) {
+  if (trecvit::detail::float_kernels().empty()) GTEST_SKIP() << "this CPU has no vector build of the scan";
+  for (const auto& k : trecvit::detail::float_kernels()) {
     const auto e = err(run(0.0f, &k), exact);
     const char* what[] = {"h", "dv", "dgates", "dsoftplus", "dh0"};
     for (size_t i = 0; i < e.size(); ++i)
@@ -264,9 +310,9 @@ TEST(RGLRUScan, AVectorKernelCarriesANaNGateForward) {
   auto v = s.v.detach(), g = s.gates.detach().clone();
   auto sp = torch::softplus(s.a_param.detach());
   g[0][d.T + 2][1][3] = std::nanf("");  // sequence 1, time 2, recurrence gate, channel 3
-  for (const auto& k : trecvit::detail::float_scan_kernels()) {
+  for (const auto& k : trecvit::detail::float_kernels()) {
     auto h = torch::empty_like(v);
-    k.forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(), nullptr, nullptr, h.data_ptr<float>(),
+    k.scan_forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(), nullptr, nullptr, h.data_ptr<float>(),
               0, d.B);
     EXPECT_TRUE(std::isnan(h[1][2][3].item<float>())) << k.name;
     EXPECT_TRUE(std::isnan(h[1][d.T - 1][3].item<float>())) << k.name << ": carried on";

@@ -1,8 +1,9 @@
-// The float RG-LRU loops with 16-wide AVX-512 lanes: the AVX2 file's math, twice the lanes.
-// This file alone is compiled with -mavx512f -mfma; float_scan_kernels() checks the CPU first.
+// The float loops (RG-LRU scan, GELU) with 16-wide AVX-512 lanes: simd_avx2.cpp's math, twice
+// the lanes. This file alone is compiled with -mavx512f -mfma; float_kernels() checks the CPU first.
 #include <immintrin.h>
 
-#include "blocks/rglru_math.h"
+#include "blocks/gelu_math.h"
+#include "blocks/simd_kernels.h"
 
 namespace trecvit::detail {
 
@@ -36,21 +37,8 @@ struct Lanes<v16f, float> {
   static v16f max(v16f a, v16f b) { return _mm512_max_ps(a, b); }
 };
 
-namespace {
-
-void forward_rows_avx512(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                         const bool* reset, float* h, int64_t b0, int64_t b1) {
-  forward_rows<v16f, float>(d, v, g, sp, h0, reset, h, b0, b1);
-}
-
-void backward_rows_avx512(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                          const bool* reset, const float* h, const float* dh, float* dv, float* dg, float* dsp_rows,
-                          float* dh0, float* carry, int64_t b0, int64_t b1) {
-  backward_rows<v16f, float>(d, v, g, sp, h0, reset, h, dh, dv, dg, dsp_rows, dh0, carry, b0, b1);
-}
-
-}  // namespace
-
-const FloatScanKernels kAvx512ScanKernels{"avx512", forward_rows_avx512, backward_rows_avx512};
+// The loops' instantiations for these lanes, used through float_kernels().
+const FloatKernels kAvx512Kernels{"avx512", forward_rows<v16f, float>, backward_rows<v16f, float>,
+                                gelu_forward_loop<v16f, float>, gelu_backward_loop<v16f, float>};
 
 }  // namespace trecvit::detail

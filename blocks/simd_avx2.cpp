@@ -1,16 +1,17 @@
-// The float RG-LRU loops with 8-wide AVX2 lanes and an inlined exp.
-// This file alone is compiled with -mavx2 -mfma; float_scan_kernels() checks the CPU first.
+// The float loops (RG-LRU scan, GELU) with 8-wide AVX2 lanes and an inlined exp.
+// This file alone is compiled with -mavx2 -mfma; float_kernels() checks the CPU first.
 #include <immintrin.h>
 
-#include "blocks/rglru_math.h"
+#include "blocks/gelu_math.h"
+#include "blocks/simd_kernels.h"
 
 namespace trecvit::detail {
 
 using v8f = __m256;
 
 // e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln 2 / 2, and e^r from Cephes' degree-6
-// polynomial (about 1 ulp on this range). Inlined, unlike a call into libsleef, so the
-// scan's live vectors stay in registers (every ymm register is caller-saved across a call).
+// polynomial (about 1 ulp on this range). Inlined, unlike a call into libsleef, so a
+// loop's live vectors stay in registers (every ymm register is caller-saved across a call).
 // NaN propagates (min/max return their second operand on NaN); the clamp keeps 2^n finite:
 // below -87.3 the result is about 1e-38, not 0, far below anything the gates can resolve.
 inline v8f exp_avx2(v8f x) {
@@ -42,21 +43,8 @@ struct Lanes<v8f, float> {
   static v8f max(v8f a, v8f b) { return _mm256_max_ps(a, b); }
 };
 
-namespace {
-
-void forward_rows_avx2(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                       const bool* reset, float* h, int64_t b0, int64_t b1) {
-  forward_rows<v8f, float>(d, v, g, sp, h0, reset, h, b0, b1);
-}
-
-void backward_rows_avx2(const ScanDims& d, const float* v, const float* g, const float* sp, const float* h0,
-                        const bool* reset, const float* h, const float* dh, float* dv, float* dg, float* dsp_rows,
-                        float* dh0, float* carry, int64_t b0, int64_t b1) {
-  backward_rows<v8f, float>(d, v, g, sp, h0, reset, h, dh, dv, dg, dsp_rows, dh0, carry, b0, b1);
-}
-
-}  // namespace
-
-const FloatScanKernels kAvx2ScanKernels{"avx2", forward_rows_avx2, backward_rows_avx2};
+// The loops' instantiations for these lanes, used through float_kernels().
+const FloatKernels kAvx2Kernels{"avx2", forward_rows<v8f, float>, backward_rows<v8f, float>,
+                                gelu_forward_loop<v8f, float>, gelu_backward_loop<v8f, float>};
 
 }  // namespace trecvit::detail
