@@ -1,10 +1,11 @@
 // Google Benchmark micro-benchmarks of the kernels under the model: the fused RG-LRU scan
-// against the naive per-step loop, the fused RMSNorm and causal conv against their tensor-op
-// forms, and fp32 GEMM at a TRecViT-S layer's shapes.
+// against the naive per-step loop, the fused RMSNorm, causal conv and GELU against their
+// tensor-op forms, and fp32 GEMM at a TRecViT-S layer's shapes.
 // Run: [TRECVIT_THREADS=1] build/bench/gbench_kernels [--benchmark_filter=Scan]
 #include <benchmark/benchmark.h>
 
 #include "blocks/conv1d.h"
+#include "blocks/gelu.h"
 #include "blocks/norms.h"
 #include "blocks/parse_number.h"
 #include "blocks/rglru.h"
@@ -81,8 +82,20 @@ void Conv1DKernel(benchmark::State& st) {
   }
 }
 
+// The MLP's hidden layer: 50 tokens x 8 frames x 1536.
+void GeluKernel(benchmark::State& st) {
+  auto x = torch::randn({50, 8, 1536}, torch::requires_grad());
+  const bool fused = st.range(0), backward = st.range(1);
+  for (auto _ : st) {
+    auto y = fused ? gelu_tanh(x) : gelu_tanh_reference(x);
+    if (backward) y.sum().backward();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+}
+
 BENCHMARK(RMSNormKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(Conv1DKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(GeluKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(ScanFused)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(ScanNaive)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 // Small config, 112 px, batch 1, 8 frames: M = 8 * 50 tokens.
