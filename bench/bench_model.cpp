@@ -33,7 +33,7 @@ nlohmann::json bench_model(const Args& args) {
     }, args.repeats);
     model->train();
     double fwdbwd = median_seconds([&] {
-      model->zero_grad();
+      model->zero_grad(/*set_to_none=*/true);  // as the trainer does
       model->forward(frames).sum().backward();
     }, std::max(1, args.repeats / 2));
     const int64_t M = B * T * cfg.num_tokens(), D = cfg.width, L = cfg.lru_width, F = cfg.mlp_dim;
@@ -60,7 +60,7 @@ nlohmann::json bench_model(const Args& args) {
     if (const int64_t top = args.get_int("profile", "0"); top > 0) {
       r["profile_forward_backward"] = profile_table(
           "fwd+bwd", [&] {
-            model->zero_grad();
+            model->zero_grad(/*set_to_none=*/true);
             model->forward(frames).sum().backward();
           },
           top);

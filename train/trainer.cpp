@@ -101,7 +101,15 @@ StepStats Trainer::step() {
   model_->train();
   const double lr = schedule_.lr_at(step_);
   for (size_t i = 0; i < group_lr_mult_.size(); ++i) optimizer_->param_groups()[i].options().set_lr(lr * group_lr_mult_[i]);
-  optimizer_->zero_grad();
+  // Set to none rather than zero-filled: the first backward then writes each gradient instead of
+  // adding it to zeros (one fill and one add per parameter saved). Parameters that had a gradient
+  // and get none this step are given zeros below, so AdamW sees what zero_grad() would leave.
+  auto params = model_->parameters();
+  std::vector<char> had_grad(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    had_grad[i] = params[i].grad().defined();
+    params[i].mutable_grad() = torch::Tensor();
+  }
   double loss_sum = 0, correct = 0, count = 0;
   auto ce = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(opt_.label_smoothing);
   for (int64_t a = 0; a < opt_.accumulate; ++a) {
@@ -131,12 +139,13 @@ StepStats Trainer::step() {
     count = sums[2];
     stop_agreed_ = sums[3] > 0;
   }
+  for (size_t i = 0; i < params.size(); ++i)
+    if (had_grad[i] && !params[i].grad().defined()) params[i].mutable_grad() = torch::zeros_like(params[i]);
   if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);
   optimizer_->step();
   ++step_;
   if (!ema_.empty()) {
     torch::NoGradGuard ng;
-    auto params = model_->parameters();
     for (size_t i = 0; i < params.size(); ++i) ema_[i].mul_(opt_.ema_decay).add_(params[i], 1 - opt_.ema_decay);
   }
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -439,7 +439,7 @@ def bench(args):
         model.train()
 
         def fwd_bwd():
-            model.zero_grad()
+            model.zero_grad(set_to_none=True)  # as the C++ trainer (and PyTorch 2's default)
             model(frames).sum().backward()
         row["forward_backward_s"] = median_seconds(fwd_bwd, args.repeats)
         row["frames_per_s_forward"] = B * T / row["forward_s"]
