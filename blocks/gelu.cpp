@@ -46,6 +46,8 @@ class GeluTanhFunction : public torch::autograd::Function<GeluTanhFunction> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto x = ctx->get_saved_variables()[0];
+    // Recording a graph of the backward (create_graph): LibTorch's own, which is differentiable.
+    if (torch::GradMode::is_enabled()) return {torch::gelu_backward(grads[0], x, "tanh")};
     auto g = grads[0].contiguous();
     auto dx = torch::empty_like(x);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gelu_tanh_backward", [&] {

@@ -1,8 +1,8 @@
 #pragma once
 // GELU with the tanh approximation (jax.nn.gelu's default), used everywhere in the model.
 // On CPU in float or double it runs as one loop forward and one backward (blocks/gelu_math.h,
-// vectorised with an inlined exp where the CPU allows); elsewhere, and for double backward,
-// as gelu_tanh_reference. Its backward is not itself differentiable.
+// vectorised with an inlined exp where the CPU allows); elsewhere as gelu_tanh_reference. A
+// backward that records a graph (double backward) uses LibTorch's differentiable one.
 #include <torch/torch.h>
 
 namespace trecvit {

@@ -13,6 +13,9 @@ namespace trecvit::detail {
 constexpr double kGeluSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluCubic = 0.044715;
 
+// Internal linkage, as for Lanes (blocks/simd_lanes.h).
+namespace {
+
 template <typename V, typename S>
 inline V gelu_gate(V x) {  // s = sigmoid(2u)
   using O = Lanes<V, S>;
@@ -47,5 +50,7 @@ void gelu_backward_loop(const S* x, const S* g, S* dx, int64_t n) {
   for (; i + O::width <= n; i += O::width) O::store(dx + i, gelu_grad<V, S>(O::load(x + i), O::load(g + i)));
   for (; i < n; ++i) dx[i] = gelu_grad<S, S>(x[i], g[i]);
 }
+
+}  // namespace
 
 }  // namespace trecvit::detail

@@ -16,6 +16,9 @@ struct ScanDims {
 constexpr double kC = 8.0;                 // log a = -c r softplus(p)
 constexpr double kMaxSqrtGradient = 1000.0;  // sqrt backward clamps its input to >= 1/(4 max^2)
 
+// Internal linkage, as for Lanes (blocks/simd_lanes.h).
+namespace {
+
 // h_t for one lane group. `start`: time 0 of a new sequence (multiplier 1, state ignored).
 template <typename V, typename S>
 inline V lru_forward(V gx, V gr, V v, V sp, V h_prev, bool start) {
@@ -138,5 +141,7 @@ void backward_rows(const ScanDims& d, const S* v, const S* g, const S* sp, const
     if (dh0) std::copy(carry, carry + d.L, dh0 + b * d.L);
   }
 }
+
+}  // namespace
 
 }  // namespace trecvit::detail

@@ -7,6 +7,8 @@
 
 namespace trecvit::detail {
 
+namespace {
+
 using v8f = __m256;
 
 // e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln 2 / 2, and e^r from Cephes' degree-6
@@ -42,6 +44,8 @@ struct Lanes<v8f, float> {
   static v8f sqrt(v8f x) { return _mm256_sqrt_ps(x); }
   static v8f max(v8f a, v8f b) { return _mm256_max_ps(a, b); }
 };
+
+}  // namespace
 
 // The loops' instantiations for these lanes, used through float_kernels().
 const FloatKernels kAvx2Kernels{"avx2", forward_rows<v8f, float>, backward_rows<v8f, float>,

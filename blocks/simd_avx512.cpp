@@ -7,6 +7,8 @@
 
 namespace trecvit::detail {
 
+namespace {
+
 using v16f = __m512;
 
 // The same range reduction and Cephes polynomial as exp_avx2; scalef applies 2^n exactly.
@@ -36,6 +38,8 @@ struct Lanes<v16f, float> {
   static v16f sqrt(v16f x) { return _mm512_sqrt_ps(x); }
   static v16f max(v16f a, v16f b) { return _mm512_max_ps(a, b); }
 };
+
+}  // namespace
 
 // The loops' instantiations for these lanes, used through float_kernels().
 const FloatKernels kAvx512Kernels{"avx512", forward_rows<v16f, float>, backward_rows<v16f, float>,

@@ -9,6 +9,10 @@
 
 namespace trecvit::detail {
 
+// Internal linkage: each translation unit, compiled for its own instruction set, keeps its own
+// copy, so the linker can never pick an AVX-512 build of a scalar helper for the portable path.
+namespace {
+
 template <typename V, typename S>
 struct Lanes {
   static constexpr int width = 1;
@@ -19,5 +23,7 @@ struct Lanes {
   static V sqrt(V x) { return std::sqrt(x); }
   static V max(V a, V b) { return std::max(a, b); }
 };
+
+}  // namespace
 
 }  // namespace trecvit::detail

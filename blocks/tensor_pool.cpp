@@ -36,9 +36,37 @@ using detail::PoolCore;
 
 thread_local PoolCore* tls_pool = nullptr;
 std::atomic<int64_t> system_allocations{0};
+c10::DeleterFnPtr inner_raw_deleter = nullptr;
 
-void give_back(void* ctx) {
-  auto* b = static_cast<PoolBlock*>(ctx);
+// Every pooled buffer by its address. A pooled DataPtr's context is its data pointer, as
+// Allocator::raw_allocate requires, so the deleter finds its block here.
+std::mutex registry_mu;
+std::unordered_map<void*, PoolBlock*>& registry() {
+  static auto* r = new std::unordered_map<void*, PoolBlock*>();  // leaked: outlives every tensor
+  return *r;
+}
+
+void destroy(PoolBlock* b) {
+  {
+    std::lock_guard<std::mutex> lock(registry_mu);
+    registry().erase(b->system.get());
+  }
+  delete b;
+}
+
+// Returns a pooled buffer to its pool (or frees it); any other pointer goes to the wrapped
+// allocator's raw deleter (raw_deallocate of a buffer raw_allocate made outside a scope).
+void give_back(void* data) {
+  PoolBlock* b = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(registry_mu);
+    auto it = registry().find(data);
+    if (it != registry().end()) b = it->second;
+  }
+  if (b == nullptr) {
+    if (inner_raw_deleter != nullptr) inner_raw_deleter(data);
+    return;
+  }
   // The last lent block may hold the last reference to the core: release it after unlocking.
   std::shared_ptr<PoolCore> core = std::move(b->core);
   bool keep = false;
@@ -53,7 +81,7 @@ void give_back(void* ctx) {
       keep = true;
     }
   }
-  if (!keep) delete b;
+  if (!keep) destroy(b);
 }
 
 // Wraps the CPU allocator LibTorch had: counts what reaches it and serves pool scopes.
@@ -64,8 +92,9 @@ class RoutingAllocator final : public c10::Allocator {
   c10::DataPtr allocate(size_t n) const override {
     PoolCore* pool = tls_pool;
     if (pool == nullptr || n == 0) {
+      auto d = inner_->allocate(n);
       if (n > 0) system_allocations.fetch_add(1, std::memory_order_relaxed);
-      return inner_->allocate(n);
+      return d;
     }
     PoolBlock* b = nullptr;
     {
@@ -76,22 +105,26 @@ class RoutingAllocator final : public c10::Allocator {
         it->second = b->next;
         pool->cached -= int64_t(n);
         ++pool->hits;
-      } else {
-        ++pool->misses;
       }
-      pool->in_use += int64_t(n);
     }
-    if (b == nullptr) {
+    const bool hit = b != nullptr;
+    if (!hit) {
+      b = new PoolBlock{inner_->allocate(n), n, nullptr, nullptr};  // if this throws, nothing was counted
       system_allocations.fetch_add(1, std::memory_order_relaxed);
-      b = new PoolBlock{inner_->allocate(n), n, nullptr, nullptr};
+      std::lock_guard<std::mutex> lock(registry_mu);
+      registry()[b->system.get()] = b;
+    }
+    {
+      std::lock_guard<std::mutex> lock(pool->mu);
+      if (!hit) ++pool->misses;
+      pool->in_use += int64_t(n);
     }
     b->next = nullptr;
     b->core = pool->shared_from_this();
-    return {b->system.get(), b, &give_back, c10::Device(c10::DeviceType::CPU)};
+    return {b->system.get(), b->system.get(), &give_back, c10::Device(c10::DeviceType::CPU)};
   }
 
-  // raw_allocate/raw_deallocate keep working outside pool scopes (they go to the inner allocator).
-  c10::DeleterFnPtr raw_deleter() const override { return inner_->raw_deleter(); }
+  c10::DeleterFnPtr raw_deleter() const override { return &give_back; }
 
  private:
   c10::Allocator* inner_;
@@ -100,7 +133,9 @@ class RoutingAllocator final : public c10::Allocator {
 void install_routing_allocator() {
   // Leaked on purpose: tensors freed during static destruction still call through it.
   static RoutingAllocator* installed = [] {
-    auto* a = new RoutingAllocator(c10::GetCPUAllocator());
+    c10::Allocator* inner = c10::GetCPUAllocator();
+    inner_raw_deleter = inner->raw_deleter();
+    auto* a = new RoutingAllocator(inner);
     c10::SetCPUAllocator(a, /*priority=*/255);
     return a;
   }();
@@ -123,7 +158,7 @@ TensorPool::~TensorPool() {
     core_->free_lists.clear();
     core_->cached = 0;
   }
-  for (PoolBlock* b : drop) delete b;
+  for (PoolBlock* b : drop) destroy(b);
 }
 
 void TensorPool::trim() {
@@ -136,7 +171,7 @@ void TensorPool::trim() {
     }
     core_->cached = 0;
   }
-  for (PoolBlock* b : drop) delete b;
+  for (PoolBlock* b : drop) destroy(b);
 }
 
 TensorPool::Stats TensorPool::stats() const {
@@ -145,7 +180,8 @@ TensorPool::Stats TensorPool::stats() const {
 }
 
 TensorPool::Scope::Scope(TensorPool* pool) : previous_(tls_pool) {
-  tls_pool = pool != nullptr ? pool->core_.get() : nullptr;
+  if (pool != nullptr) keep_ = pool->core_;
+  tls_pool = keep_.get();
 }
 
 TensorPool::Scope::~Scope() { tls_pool = previous_; }

@@ -6,9 +6,9 @@
 // system allocator, no fresh pages to fault in. A tensor may outlive its pool; its buffer is then
 // freed normally.
 //
-// Only tensor buffers are pooled: LibTorch still creates a small header (TensorImpl) per op.
-// Buffers allocated by worker threads of an intra-op parallel region bypass the pool (the
-// scope is per thread), as does code that calls Allocator::raw_allocate on the CPU allocator.
+// Only tensor buffers are pooled (raw_allocate on the CPU allocator included): LibTorch still
+// creates a small header (TensorImpl) per op. Buffers allocated by worker threads of an intra-op
+// parallel region bypass the pool, since the scope is per thread.
 #include <cstdint>
 #include <memory>
 
@@ -20,13 +20,16 @@ struct PoolCore;
 
 class TensorPool {
  public:
-  // Buffers returned while the cache already holds max_cached_bytes are freed instead.
+  // A buffer returned while the cache already holds max_cached_bytes is freed instead. Buffers
+  // are reused by exact size, so a loop whose shapes vary (a batch server advancing changing
+  // subsets of its streams) caches a working set per shape, up to this cap; trim() empties it.
   explicit TensorPool(int64_t max_cached_bytes = int64_t(1) << 30);
   ~TensorPool();
   TensorPool(const TensorPool&) = delete;
   TensorPool& operator=(const TensorPool&) = delete;
 
-  // Routes this thread's CPU tensor allocations into `pool` (null: no pool) until destroyed.
+  // Routes this thread's CPU tensor allocations into `pool` (null: no pool) until destroyed;
+  // keeps the pool's cache alive meanwhile.
   class Scope {
    public:
     explicit Scope(TensorPool* pool);
@@ -36,6 +39,7 @@ class TensorPool {
 
    private:
     detail::PoolCore* previous_;
+    std::shared_ptr<detail::PoolCore> keep_;
   };
 
   struct Stats {

@@ -10,6 +10,15 @@ int64_t StreamState::bytes() const {
   return n;
 }
 
+StreamState StreamState::clone() const {
+  StreamState c;
+  for (auto& l : layers) c.layers.push_back({l.h.clone(), l.conv_tail.clone()});
+  c.frames_seen = frames_seen.clone();
+  c.z_sum = z_sum.clone();
+  c.pool = std::make_shared<TensorPool>();
+  return c;
+}
+
 TRecViTImpl::TRecViTImpl(const TRecViTConfig& config) : config_(config) {
   config_.validate();
   reset();

@@ -19,7 +19,8 @@
 namespace trecvit {
 
 // Everything a batch of independent streams carries between calls to step().
-// Its size is fixed at creation: it never grows with the number of frames seen.
+// Its size is fixed at creation: it never grows with the number of frames seen. step() updates
+// its tensors in place, and a copy shares them: clone() for an independent fork.
 struct StreamState {
   std::vector<RecurrentState> layers;  // per layer, rows = B * num_tokens
   torch::Tensor frames_seen;           // [B] int64
@@ -29,6 +30,7 @@ struct StreamState {
   std::shared_ptr<TensorPool> pool;
   int64_t batch() const { return frames_seen.size(0); }
   int64_t bytes() const;
+  StreamState clone() const;  // deep copy with a pool of its own
 };
 
 class TRecViTImpl : public torch::nn::Cloneable<TRecViTImpl> {

@@ -104,10 +104,11 @@ StepStats Trainer::step() {
   // Set to none rather than zero-filled: the first backward then writes each gradient instead of
   // adding it to zeros (one fill and one add per parameter saved). Parameters that had a gradient
   // and get none this step are given zeros below, so AdamW sees what zero_grad() would leave.
+  // The mask is a member so that a step that throws midway loses no parameter's history.
   auto params = model_->parameters();
-  std::vector<char> had_grad(params.size());
+  had_grad_.resize(params.size(), 0);
   for (size_t i = 0; i < params.size(); ++i) {
-    had_grad[i] = params[i].grad().defined();
+    had_grad_[i] |= params[i].grad().defined();
     params[i].mutable_grad() = torch::Tensor();
   }
   double loss_sum = 0, correct = 0, count = 0;
@@ -140,7 +141,7 @@ StepStats Trainer::step() {
     stop_agreed_ = sums[3] > 0;
   }
   for (size_t i = 0; i < params.size(); ++i)
-    if (had_grad[i] && !params[i].grad().defined()) params[i].mutable_grad() = torch::zeros_like(params[i]);
+    if (had_grad_[i] && !params[i].grad().defined()) params[i].mutable_grad() = torch::zeros_like(params[i]);
   if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);
   optimizer_->step();
   ++step_;

@@ -117,6 +117,7 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   WarmupCosine schedule_;
   std::vector<torch::Tensor> ema_;
+  std::vector<char> had_grad_;  // per parameter: had a gradient at some step (zero_grad() would zero it)
   std::vector<double> group_lr_mult_;  // per optimizer group: its share of the scheduled lr
   int64_t step_ = 0;
   int64_t clips_seen_ = 0;
