@@ -104,20 +104,20 @@ class RoutingAllocator final : public c10::Allocator {
         b = it->second;
         it->second = b->next;
         pool->cached -= int64_t(n);
+        pool->in_use += int64_t(n);
         ++pool->hits;
       }
     }
-    const bool hit = b != nullptr;
-    if (!hit) {
-      b = new PoolBlock{inner_->allocate(n), n, nullptr, nullptr};  // if this throws, nothing was counted
+    if (b == nullptr) {  // a miss is counted only once the system allocation has succeeded
+      b = new PoolBlock{inner_->allocate(n), n, nullptr, nullptr};
       system_allocations.fetch_add(1, std::memory_order_relaxed);
-      std::lock_guard<std::mutex> lock(registry_mu);
-      registry()[b->system.get()] = b;
-    }
-    {
+      {
+        std::lock_guard<std::mutex> lock(registry_mu);
+        registry()[b->system.get()] = b;
+      }
       std::lock_guard<std::mutex> lock(pool->mu);
-      if (!hit) ++pool->misses;
       pool->in_use += int64_t(n);
+      ++pool->misses;
     }
     b->next = nullptr;
     b->core = pool->shared_from_this();

@@ -142,7 +142,7 @@ StepStats Trainer::step() {
   }
   for (size_t i = 0; i < params.size(); ++i)
     if (had_grad_[i] && !params[i].grad().defined()) params[i].mutable_grad() = torch::zeros_like(params[i]);
-  if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), opt_.clip_norm);
+  if (opt_.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, opt_.clip_norm);
   optimizer_->step();
   ++step_;
   if (!ema_.empty()) {
