@@ -1,7 +1,10 @@
 // Product-key retrieval: the exact top-k against brute force over all N (ties included), the
 // chunked scoring, the router's and PKM's gradients by finite differences in double.
+#include <limits>
+
 #include "blocks/expert_lookup.h"
 #include "blocks/pkm.h"
+#include "blocks/product_key_select.h"
 #include "blocks/product_keys.h"
 #include "tests/test_grad_util.h"
 
@@ -68,6 +71,62 @@ TEST(ProductKeys, TopKEqualsBruteForceOnRandomFloats) {
     auto got = std::get<0>(full.gather(2, ids32).sort(-1, true));
     EXPECT_LT(max_abs_diff(got, bs), 1e-5) << "n=" << n;
     EXPECT_LT(max_abs_diff(s32, got), 1e-5) << "n=" << n;
+  }
+}
+
+TEST(ProductKeys, EveryKernelPathEqualsBruteForceIncludingTies) {
+  // Each kernel this CPU runs (AVX-512, AVX2, generic), on tie-heavy integer data where every
+  // fp32 score is exact: all must return the brute force's scores and ids bit for bit. n and
+  // the per-half k cover the AVX-512 selection's cases (n % 32 == 0 with k' < 16, == 16, in
+  // (16, 32]) and the rows it leaves to the scalar screen (n % 32 != 0, k' > 32).
+  struct Case {
+    int64_t n, k, half_k;
+  };
+  const auto paths = trecvit::detail::select_paths();
+  ASSERT_EQ(paths.back(), trecvit::detail::SelectPath::kGeneric);
+  for (auto c : {Case{64, 4, 4}, Case{64, 8, 12}, Case{96, 16, 16}, Case{96, 20, 24}, Case{1024, 16, 32},
+                 Case{1024, 16, 16}, Case{100, 8, 16}, Case{40, 6, 8}, Case{128, 16, 40}, Case{70, 3, 3}}) {
+    torch::manual_seed(c.n + c.half_k);
+    const int64_t M = 23, h = 2, dk = 8;
+    auto q = torch::randint(-2, 3, {M, h * dk}).to(torch::kFloat);
+    auto keys = torch::randint(-2, 3, {h, 2, c.n, dk / 2}).to(torch::kFloat);
+    auto [bs, bi] = brute_force(q.view({M, h, dk}), keys, c.k);
+    for (auto path : paths) {
+      auto [s, ids] = trecvit::detail::product_key_select(q, keys, c.k, c.half_k, 7, path);
+      EXPECT_TRUE(torch::equal(ids, bi)) << "n=" << c.n << " k'=" << c.half_k << " path=" << int(path);
+      EXPECT_TRUE(torch::equal(s, bs)) << "n=" << c.n << " k'=" << c.half_k << " path=" << int(path);
+    }
+  }
+  // Random floats: the fused kernels share one chain of fused multiply-adds, so they agree
+  // exactly with each other (the generic BLAS path sums in its own order).
+  for (auto c : {Case{256, 4, 5}, Case{256, 16, 16}, Case{1024, 8, 24}, Case{1024, 16, 32}, Case{96, 8, 8}}) {
+    auto q = torch::randn({31, 4 * 16});
+    auto keys = torch::randn({4, 2, c.n, 8});
+    std::vector<torch::Tensor> fused;
+    for (auto path : paths)
+      if (path != trecvit::detail::SelectPath::kGeneric)
+        fused.push_back(std::get<1>(trecvit::detail::product_key_select(q, keys, c.k, c.half_k, 0, path)));
+    for (size_t i = 1; i < fused.size(); ++i)
+      EXPECT_TRUE(torch::equal(fused[i], fused[0])) << "n=" << c.n << " k'=" << c.half_k << " path " << i;
+  }
+}
+
+TEST(ProductKeys, NanScoresStayContainedToTheirToken) {
+  // A NaN query poisons its own token's scores; the selection must still return valid ids for
+  // it and leave every other token's result equal to the brute force, on every path.
+  const int64_t M = 9, h = 2, dk = 8, n = 64, k = 8;
+  torch::manual_seed(9);
+  auto q = torch::randint(-2, 3, {M, h * dk}).to(torch::kFloat);
+  auto keys = torch::randint(-2, 3, {h, 2, n, dk / 2}).to(torch::kFloat);
+  q[4][3] = std::numeric_limits<float>::quiet_NaN();  // head 0, first half of token 4
+  auto [bs, bi] = brute_force(q.view({M, h, dk}), keys, k);
+  auto ok = torch::ones({M}, torch::kBool);
+  ok[4] = false;
+  for (auto path : trecvit::detail::select_paths()) {
+    auto [s, ids] = trecvit::detail::product_key_select(q, keys, k, 8, 0, path);
+    EXPECT_TRUE(torch::equal(ids.index({ok}), bi.index({ok}))) << "path=" << int(path);
+    EXPECT_TRUE(ids.ge(0).all().item<bool>() && ids.lt(n * n).all().item<bool>()) << "path=" << int(path);
+    EXPECT_TRUE(torch::equal(ids[4][1], bi[4][1])) << "head 1 of the NaN token is clean";
   }
 }
 
