@@ -5,8 +5,11 @@
 #include <benchmark/benchmark.h>
 
 #include "blocks/conv1d.h"
+#include "blocks/expert_lookup.h"
 #include "blocks/gelu.h"
 #include "blocks/norms.h"
+#include "blocks/peer.h"
+#include "blocks/product_keys.h"
 #include "blocks/parse_number.h"
 #include "blocks/rglru.h"
 #include "blocks/rglru_reference.h"
@@ -97,6 +100,51 @@ BENCHMARK(RMSNormKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "bac
 BENCHMARK(Conv1DKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(GeluKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(ScanFused)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
+// PEER's stages at N = 1024^2, D = 256, h = 8, k = 16, d_k = 128, 1024 tokens: the router's
+// query (projection and BatchNorm), its fused score-and-select, and the expert stage.
+struct PeerCase {
+  PEER peer{PEEROptions(256).sparse_grad(true)};
+  torch::Tensor x = torch::randn({1024, 256}), q, ids, gates;
+  PeerCase() {
+    torch::NoGradGuard ng;
+    q = peer->router->query(x).contiguous();
+    auto r = peer->router->forward(x);
+    ids = r.ids.view({1024, 128});
+    gates = r.gates.reshape({1024, 128});
+  }
+};
+PeerCase& peer_case() {
+  static PeerCase c;
+  return c;
+}
+
+void PeerQuery(benchmark::State& st) {
+  auto& c = peer_case();
+  torch::NoGradGuard ng;
+  for (auto _ : st) benchmark::DoNotOptimize(c.peer->router->query(c.x).data_ptr());
+}
+
+void PeerScoreSelect(benchmark::State& st) {
+  auto& c = peer_case();
+  auto& r = *c.peer->router;
+  torch::NoGradGuard ng;
+  for (auto _ : st)
+    benchmark::DoNotOptimize(product_key_topk(c.q, r.sub_keys, r.options.topk(), r.half_topk(), 0).first.data_ptr());
+  st.counters["FLOP/s"] = benchmark::Counter(2.0 * 1024 * 8 * 1024 * 128, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void PeerExperts(benchmark::State& st) {
+  auto& c = peer_case();
+  torch::NoGradGuard ng;
+  for (auto _ : st)
+    benchmark::DoNotOptimize(
+        single_neuron_experts(c.x, c.ids, c.gates, c.peer->up, c.peer->down, ExpertActivation::kGelu, true).data_ptr());
+  st.counters["bytes/s"] = benchmark::Counter(1024.0 * 128 * 2 * 256 * 4, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+BENCHMARK(PeerQuery)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(PeerScoreSelect)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(PeerExperts)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(ScanNaive)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 // Small config, 112 px, batch 1, 8 frames: M = 8 * 50 tokens.
 BENCHMARK(Gemm)->Args({400, 384, 768})->Args({400, 768, 384})->Args({400, 384, 1536})->Args({400, 1536, 384})
