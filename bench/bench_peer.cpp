@@ -22,6 +22,7 @@
 #include "blocks/peer.h"
 #include "blocks/pkm.h"
 #include "blocks/sigma_moe.h"
+#include "models/npz.h"
 
 namespace trecvit::bench {
 namespace {
@@ -95,6 +96,19 @@ nlohmann::json run_variant(const std::string& variant, const Args& args) {
     fwd = [m](const torch::Tensor& x) { return m->forward(x); };
   } else {
     throw std::runtime_error("bench peer: unknown variant '" + variant + "'");
+  }
+  if (const std::string dump = args.get("dump", ""); !dump.empty()) {
+    // Parameters, input and train-mode output for bench/eager/peer_eager.py --check.
+    TORCH_CHECK(peer, "bench peer: --set dump needs a PEER variant (peer, peer_sparse), got '", variant, "'");
+    TORCH_CHECK(peer->router->batch_norm, "bench peer: --set dump expects the query BatchNorm");
+    torch::NoGradGuard ng;
+    auto x = torch::randn({s.tokens, s.D});
+    auto r = peer->router->forward(x);
+    NamedArrays arrays;
+    for (const auto& p : peer->named_parameters()) arrays.emplace_back(p.key(), p.value());
+    arrays.insert(arrays.end(), {{"x", x}, {"y", peer->forward(x)}, {"ids", r.ids}});
+    write_npz(dump, arrays);
+    return {{"variant", variant}, {"dump", dump}};
   }
   auto params = module->parameters();
   int64_t param_bytes = 0;
