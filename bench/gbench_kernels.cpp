@@ -9,6 +9,7 @@
 #include "blocks/gelu.h"
 #include "blocks/norms.h"
 #include "blocks/peer.h"
+#include "blocks/product_key_select.h"
 #include "blocks/product_keys.h"
 #include "blocks/parse_number.h"
 #include "blocks/rglru.h"
@@ -124,12 +125,19 @@ void PeerQuery(benchmark::State& st) {
   for (auto _ : st) benchmark::DoNotOptimize(c.peer->router->query(c.x).data_ptr());
 }
 
+// Arg: the kernel path, 0 = the widest this CPU runs (AVX-512, AVX2, generic in select_paths() order).
 void PeerScoreSelect(benchmark::State& st) {
   auto& c = peer_case();
   auto& r = *c.peer->router;
+  const auto paths = trecvit::detail::select_paths();
+  if (st.range(0) >= int64_t(paths.size())) return st.SkipWithError("this CPU lacks that kernel");
+  const auto path = paths[st.range(0)];
+  st.SetLabel(path == trecvit::detail::SelectPath::kAvx512 ? "avx512" : path == trecvit::detail::SelectPath::kAvx2 ? "avx2" : "generic");
   torch::NoGradGuard ng;
+  auto q = c.q.reshape({c.q.size(0), -1}).contiguous();
   for (auto _ : st)
-    benchmark::DoNotOptimize(product_key_topk(c.q, r.sub_keys, r.options.topk(), r.half_topk(), 0).first.data_ptr());
+    benchmark::DoNotOptimize(
+        trecvit::detail::product_key_select(q, r.sub_keys, r.options.topk(), r.half_topk(), 4096, path).first.data_ptr());
   st.counters["FLOP/s"] = benchmark::Counter(2.0 * 1024 * 8 * 1024 * 128, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -143,7 +151,7 @@ void PeerExperts(benchmark::State& st) {
 }
 
 BENCHMARK(PeerQuery)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(PeerScoreSelect)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(PeerScoreSelect)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(PeerExperts)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(ScanNaive)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 // Small config, 112 px, batch 1, 8 frames: M = 8 * 50 tokens.

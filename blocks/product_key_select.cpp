@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "blocks/parallel_tasks.h"
+#include "blocks/product_key_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -16,20 +17,6 @@
 
 namespace trecvit::detail {
 namespace {
-
-// Inserts s[t] into the sorted list v/idx of kh entries (cnt filled so far); on equal scores
-// the earlier index stays in front.
-template <typename T>
-inline void insert_sorted(T x, int64_t t, int64_t kh, int64_t& cnt, T* v, int64_t* idx) {
-  int64_t p = cnt < kh ? cnt++ : kh - 1;
-  while (p > 0 && x > v[p - 1]) {
-    v[p] = v[p - 1];
-    idx[p] = idx[p - 1];
-    --p;
-  }
-  v[p] = x;
-  idx[p] = t;
-}
 
 // The kh best of s[0..n) into v (descending) and idx; ties keep the smaller index.
 // Insertions are the cost, so a bar is set first: split the row into kh blocks; the smallest
@@ -148,7 +135,7 @@ void select_generic(const torch::Tensor& q, const torch::Tensor& keys, int64_t k
 }
 
 #ifdef TRECVIT_PK_AVX2
-constexpr int64_t kRows = 6;  // tokens per register tile: 6 x 16 accumulators in 12 ymm registers
+constexpr int64_t kRows = kSelectRows;  // 6 x 16 accumulators in 12 ymm registers
 
 // out[r, j] = sum_d qpack[r, d] kt[d, j] for kRows rows; kt is one half's transposed sub-keys.
 __attribute__((target("avx2,fma"))) void score_rows_avx2(const float* qpack, const float* kt, int64_t dk2,
@@ -188,123 +175,6 @@ bool avx512() {
   return ok;
 }
 
-// The AVX-512 build of score_rows: 64 keys per step, 24 accumulators in zmm registers. Each
-// output is the same chain of fused multiply-adds over d as in the AVX2 build, so the two agree
-// bit for bit.
-__attribute__((target("avx512f,fma"))) void score_rows_avx512(const float* qpack, const float* kt, int64_t dk2,
-                                                              int64_t n, float* out) {
-  int64_t j = 0;
-  for (; j + 64 <= n; j += 64) {
-    __m512 acc[kRows][4];
-    for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
-    for (int64_t d = 0; d < dk2; ++d) {
-      const float* kd = kt + d * n + j;
-      const __m512 k0 = _mm512_loadu_ps(kd), k1 = _mm512_loadu_ps(kd + 16), k2 = _mm512_loadu_ps(kd + 32),
-                   k3 = _mm512_loadu_ps(kd + 48);
-      for (int r = 0; r < kRows; ++r) {
-        const __m512 b = _mm512_set1_ps(qpack[r * dk2 + d]);
-        acc[r][0] = _mm512_fmadd_ps(b, k0, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(b, k1, acc[r][1]);
-        acc[r][2] = _mm512_fmadd_ps(b, k2, acc[r][2]);
-        acc[r][3] = _mm512_fmadd_ps(b, k3, acc[r][3]);
-      }
-    }
-    for (int r = 0; r < kRows; ++r)
-      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + r * n + j + 16 * c, acc[r][c]);
-  }
-  for (; j + 16 <= n; j += 16) {
-    __m512 acc[kRows];
-    for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
-    for (int64_t d = 0; d < dk2; ++d) {
-      const __m512 k0 = _mm512_loadu_ps(kt + d * n + j);
-      for (int r = 0; r < kRows; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qpack[r * dk2 + d]), k0, acc[r]);
-    }
-    for (int r = 0; r < kRows; ++r) _mm512_storeu_ps(out + r * n + j, acc[r]);
-  }
-  for (; j < n; ++j)
-    for (int r = 0; r < kRows; ++r) {
-      float s = 0;
-      for (int64_t d = 0; d < dk2; ++d) s = std::fma(qpack[r * dk2 + d], kt[d * n + j], s);
-      out[r * n + j] = s;
-    }
-}
-
-// GCC 12's unmasked AVX-512 intrinsics start from _mm512_undefined_ps(), which -Wuninitialized
-// reports once inlined; the value is never read.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-// Lane i of a 16-lane bitonic stage (blocks of k, partners i ^ j) keeps the smaller of the pair
-// when this bit is set; the directions give a descending sort.
-constexpr __mmask16 bitonic_min_lanes(int k, int j) {
-  unsigned m = 0;
-  for (int i = 0; i < 16; ++i)
-    if (((i & j) != 0) == ((i & k) == 0)) m |= 1u << i;
-  return __mmask16(m);
-}
-
-__attribute__((target("avx512f"))) inline __m512 sort16_descending(__m512 x) {
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int k = 2; k <= 16; k *= 2)
-    for (int j = k / 2; j >= 1; j /= 2) {
-      const __m512 p = _mm512_permutexvar_ps(_mm512_xor_si512(iota, _mm512_set1_epi32(j)), x);
-      x = _mm512_mask_blend_ps(bitonic_min_lanes(k, j), _mm512_max_ps(x, p), _mm512_min_ps(x, p));
-    }
-  return x;
-}
-
-bool wide_half_topk_fits(int64_t n, int64_t kh) { return n % 32 == 0 && kh <= 32; }
-
-// half_topk with a tighter bar (rows with n % 32 == 0, kh <= 32): the 32 residue classes
-// mod 32 are 32 disjoint blocks whose maxima sit in two registers; the kh-th largest of those
-// maxima is <= the kh-th largest score (kh distinct elements reach it), and it lets about 21
-// scores of 1024 through at kh = 16 where the 16-block minimum lets 52. The maxima are ranked by
-// sorting networks: with A sorted descending and B ascending, max(A, B) holds the 16 largest of
-// the 32 and min(A, B) the 16 smallest. Survivors are inserted in index order, as in half_topk.
-__attribute__((target("avx512f"))) void half_topk_avx512(const float* s, int64_t n, int64_t kh, float* v,
-                                                         int64_t* idx) {
-  __m512 a = _mm512_loadu_ps(s), b = _mm512_loadu_ps(s + 16);
-  for (int64_t j = 32; j < n; j += 32) {
-    a = _mm512_max_ps(a, _mm512_loadu_ps(s + j));
-    b = _mm512_max_ps(b, _mm512_loadu_ps(s + j + 16));
-  }
-  const __m512i reverse = _mm512_setr_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  a = sort16_descending(a);
-  b = _mm512_permutexvar_ps(reverse, sort16_descending(b));
-  alignas(64) float ranked[16];
-  float bar;
-  if (kh == 16) {
-    bar = _mm512_reduce_min_ps(_mm512_max_ps(a, b));
-  } else {
-    _mm512_store_ps(ranked, sort16_descending(kh < 16 ? _mm512_max_ps(a, b) : _mm512_min_ps(a, b)));
-    bar = ranked[kh < 16 ? kh - 1 : kh - 17];
-  }
-  const __m512 bar16 = _mm512_set1_ps(bar);
-  int64_t cnt = 0;
-  for (int64_t t = 0; t < n; t += 16) {
-    unsigned mask = _mm512_cmp_ps_mask(_mm512_loadu_ps(s + t), bar16, _CMP_GE_OQ);
-    while (mask) {
-      const int64_t i = t + __builtin_ctz(mask);
-      mask &= mask - 1;
-      if (cnt < kh || s[i] > v[kh - 1]) insert_sorted(s[i], i, kh, cnt, v, idx);
-    }
-  }
-  if (cnt < kh) {  // only with NaN scores, which no comparison lets through: plain insertion fills the list
-    cnt = 0;
-    for (int64_t t = 0; t < n; ++t)
-      if (cnt < kh || s[t] > v[kh - 1]) insert_sorted(s[t], t, kh, cnt, v, idx);
-  }
-}
-
-#pragma GCC diagnostic pop
-
-struct Kernels {
-  void (*score_rows)(const float*, const float*, int64_t, int64_t, float*);
-  void (*half_topk)(const float*, int64_t, int64_t, float*, int64_t*);
-};
-
 struct Scratch {
   std::vector<float> qpack, sub, v;
   std::vector<int64_t> i;
@@ -314,7 +184,7 @@ struct Scratch {
 // never leave L1/L2, there is no BLAS call (and no second thread pool), and tasks are
 // scheduled dynamically. Each half is selected right after it is scored, while its 6 x n
 // scores are in L1. Memory: 6 x n floats per thread, whatever M is.
-void select_fused(const torch::Tensor& q, const torch::Tensor& keys, int64_t k, int64_t kh, const Kernels& kern,
+void select_fused(const torch::Tensor& q, const torch::Tensor& keys, int64_t k, int64_t kh, const SelectKernels& kern,
                   torch::Tensor& scores, torch::Tensor& ids) {
   const int64_t M = q.size(0), h = keys.size(0), n = keys.size(2), dk2 = keys.size(3), dk = 2 * dk2;
   auto kt = keys.transpose(2, 3).contiguous();  // [h, 2, dk2, n]
@@ -361,7 +231,9 @@ void select_fused(const torch::Tensor& q, const torch::Tensor& keys, int64_t k, 
 std::vector<SelectPath> select_paths() {
   std::vector<SelectPath> paths;
 #ifdef TRECVIT_PK_AVX2
+#ifdef TRECVIT_HAVE_SIMD_KERNELS
   if (avx2_fma() && avx512()) paths.push_back(SelectPath::kAvx512);
+#endif
   if (avx2_fma()) paths.push_back(SelectPath::kAvx2);
 #endif
   paths.push_back(SelectPath::kGeneric);
@@ -382,11 +254,13 @@ std::pair<torch::Tensor, torch::Tensor> product_key_select(const torch::Tensor& 
 #ifdef TRECVIT_PK_AVX2
   if (q.scalar_type() == torch::kFloat && path != SelectPath::kGeneric) {
     const int64_t n = keys.size(2);
-    Kernels kern{score_rows_avx2, half_topk<float>};
+    SelectKernels kern{score_rows_avx2, half_topk<float>};
+#ifdef TRECVIT_HAVE_SIMD_KERNELS
     if (path == SelectPath::kAvx512) {
-      kern.score_rows = score_rows_avx512;
-      if (wide_half_topk_fits(n, kh)) kern.half_topk = half_topk_avx512;
+      kern.score_rows = kAvx512Select.score_rows;
+      if (avx512_half_topk_fits(n, kh)) kern.half_topk = kAvx512Select.half_topk;
     }
+#endif
     select_fused(q, keys, k, kh, kern, scores, ids);
     return {scores, ids};
   }
