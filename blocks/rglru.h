@@ -2,6 +2,10 @@
 // Real-Gated Linear Recurrent Unit (Griffin / RecurrentGemma), the temporal mixer of TRecViT.
 #include <torch/torch.h>
 
+#include <array>
+#include <memory>
+#include <mutex>
+
 namespace trecvit {
 
 struct RGLRUOptions {
@@ -28,6 +32,22 @@ class RGLRUImpl : public torch::nn::Cloneable<RGLRUImpl> {
   torch::Tensor input_gate_w, input_gate_b;  // [H, L/H, L/H], [H, L/H]
   torch::Tensor a_gate_w, a_gate_b;
   torch::Tensor a_param;                     // [L]
+
+ private:
+  // The two gates' weights side by side for one batched product. Without autograd (streaming,
+  // evaluation) the concatenation is kept until a parameter's storage or version changes, as
+  // a step otherwise rebuilds it every frame; under autograd it is part of the graph and built
+  // per call (and for inference tensors, which keep no version). reset() (and so clone())
+  // gives each module its own cache.
+  struct GateWeights {
+    std::mutex mutex;
+    std::array<const void*, 4> data{};
+    std::array<int64_t, 4> versions{};
+    std::array<c10::Storage, 4> storages;  // held, so no new parameter can reuse an address
+    torch::Tensor w, b;
+  };
+  std::pair<torch::Tensor, torch::Tensor> gate_weights() const;
+  std::shared_ptr<GateWeights> gate_cache_;
 };
 TORCH_MODULE(RGLRU);
 

@@ -375,6 +375,37 @@ TEST(RGLRU, StreamingStateEqualsOffline) {
   EXPECT_LT(max_abs_diff(torch::cat({first, rest}, 1), offline), 1e-6);
 }
 
+TEST(RGLRU, GateWeightsKeptWithoutAutogradFollowEveryParameterChange) {
+  // Without autograd the concatenated gate weights are kept between calls; any change to a gate
+  // parameter (in place, a new tensor, a dtype move, a clone's own weights) must be seen at once.
+  torch::manual_seed(5);
+  RGLRU lru(RGLRUOptions(8, 2));
+  auto v = torch::randn({2, 5, 8});
+  auto with_autograd = [&](RGLRU& m, const torch::Tensor& x) { return m(x).detach(); };
+  torch::NoGradGuard ng;
+  auto check = [&](RGLRU& m, const torch::Tensor& x, const char* what) {
+    auto cached = m(x);
+    torch::AutoGradMode on(true);
+    EXPECT_TRUE(torch::equal(cached, with_autograd(m, x))) << what;
+  };
+  check(lru, v, "first call");
+  check(lru, v, "second call");
+  lru->a_gate_w.mul_(1.5);
+  check(lru, v, "a_gate_w changed in place");
+  lru->input_gate_b.add_(0.25);
+  check(lru, v, "input_gate_b changed in place");
+  lru->input_gate_w.set_data(torch::randn_like(lru->input_gate_w));
+  check(lru, v, "input_gate_w given new data");
+  auto copy = std::dynamic_pointer_cast<RGLRUImpl>(lru->clone());
+  RGLRU twin(copy);
+  twin->a_gate_b.fill_(-1.0);
+  check(twin, v, "clone changed");
+  check(lru, v, "original after its clone changed");
+  EXPECT_FALSE(torch::equal(twin(v), lru(v)));
+  lru->to(torch::kDouble);
+  check(lru, v.to(torch::kDouble), "moved to double");
+}
+
 TEST(RGLRU, InitialisationMatchesTheRing) {
   torch::manual_seed(0);
   RGLRU lru(RGLRUOptions(4096, 4).min_rad(0.5));
