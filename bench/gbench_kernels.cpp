@@ -1,8 +1,13 @@
 // Google Benchmark micro-benchmarks of the kernels under the model: the fused RG-LRU scan
 // against the naive per-step loop, the fused RMSNorm, causal conv and GELU against their
-// tensor-op forms, and fp32 GEMM at a TRecViT-S layer's shapes.
+// tensor-op forms, fp32 GEMM at a TRecViT-S layer's shapes, and PEER's stages at the large
+// configuration (N = 1024^2, D = 256, 8 heads of 16, 1024 tokens) with the expert stage's
+// memory bound.
 // Run: [TRECVIT_THREADS=1] build/bench/gbench_kernels [--benchmark_filter=Scan]
 #include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "blocks/conv1d.h"
 #include "blocks/expert_lookup.h"
@@ -150,9 +155,36 @@ void PeerExperts(benchmark::State& st) {
   st.counters["bytes/s"] = benchmark::Counter(1024.0 * 128 * 2 * 256 * 4, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The expert stage's memory bound: the same up and down rows read once each, in the ascending
+// id order the stage walks them, and only summed (no dot products, no activation, no writes).
+void PeerRowReads(benchmark::State& st) {
+  auto& c = peer_case();
+  auto ids = std::get<0>(c.ids.reshape(-1).sort());
+  const int64_t* id = ids.data_ptr<int64_t>();
+  const float* up = c.peer->up.data_ptr<float>();
+  const float* down = c.peer->down.data_ptr<float>();
+  const int64_t D = c.peer->up.size(1), S = ids.numel();
+  std::vector<float> acc(D);
+  for (auto _ : st) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t i = 0; i < S; ++i) {
+      if (i + 4 < S)
+        for (int64_t o = 0; o < D; o += 16) {
+          __builtin_prefetch(up + id[i + 4] * D + o, 0, 1);
+          __builtin_prefetch(down + id[i + 4] * D + o, 0, 1);
+        }
+      const float *u = up + id[i] * D, *v = down + id[i] * D;
+      for (int64_t j = 0; j < D; ++j) acc[j] += u[j] + v[j];
+    }
+    benchmark::DoNotOptimize(acc.data());
+  }
+  st.counters["bytes/s"] = benchmark::Counter(double(S) * 2 * D * 4, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 BENCHMARK(PeerQuery)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(PeerScoreSelect)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(PeerExperts)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(PeerRowReads)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(ScanNaive)->ArgsProduct({{16, 32, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->UseRealTime();
 // Small config, 112 px, batch 1, 8 frames: M = 8 * 50 tokens.
 BENCHMARK(Gemm)->Args({400, 384, 768})->Args({400, 768, 384})->Args({400, 384, 1536})->Args({400, 1536, 384})

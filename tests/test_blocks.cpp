@@ -245,7 +245,9 @@ TEST(RGLRUScan, FusedEqualsNaiveValuesAndGradients) {
     auto g_fused = torch::autograd::grad({(fused * w).sum()}, inputs);
     auto g_ref = torch::autograd::grad({(ref * w).sum()}, inputs);
     for (size_t i = 0; i < inputs.size(); ++i) EXPECT_LT(max_abs_diff(g_fused[i], g_ref[i]), 1e-10) << "input " << i;
-    if (with_h0) EXPECT_EQ(g_fused[3][0].abs().sum().item<double>(), 0.0) << "reset row must ignore h0";
+    if (with_h0) {
+      EXPECT_EQ(g_fused[3][0].abs().sum().item<double>(), 0.0) << "reset row must ignore h0";
+    }
   }
 }
 
