@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "blocks/parallel_tasks.h"
+#include "blocks/simd_kernels.h"
 
 namespace trecvit {
 namespace {
@@ -55,6 +57,34 @@ inline T activate(ExpertActivation act, T z) {
 template <typename T>
 inline T activate_grad(ExpertActivation act, T z) {
   return act == ExpertActivation::kGelu ? gelu_tanh_grad_scalar(z) : (z > T(0) ? T(1) : T(0));
+}
+
+// act(z) or act'(z) for n values at once: the vector GELU loops where the CPU has them (float),
+// else value by value. A ragged tail goes through the vector loop too, padded, so each value
+// takes the same code wherever it sits: a token's output does not depend on its batch.
+template <typename T>
+void activate_all(ExpertActivation act, bool grad, const T* z, T* out, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (act == ExpertActivation::kGelu && !detail::float_kernels().empty()) {
+      const auto& k = detail::float_kernels().front();
+      constexpr int64_t kPad = 16;  // a multiple of every build's width
+      const float ones[kPad] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+      auto run = [&](const float* zi, float* o, int64_t m) {
+        if (!grad) return k.gelu_forward(zi, o, m);
+        for (int64_t i = 0; i < m; i += kPad) k.gelu_backward(zi + i, ones, o + i, kPad);
+      };
+      const int64_t body = n - n % kPad;
+      run(z, out, body);
+      if (body < n) {
+        float zt[kPad] = {}, ot[kPad];
+        std::copy(z + body, z + n, zt);
+        run(zt, ot, kPad);
+        std::copy_n(ot, n - body, out + body);
+      }
+      return;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = grad ? activate_grad(act, z[i]) : activate(act, z[i]);
 }
 
 struct Dims {
@@ -158,35 +188,37 @@ void for_groups(const Plan& p, int64_t c, F body) {
 // Kernels read everything per entry of `order` (gates, z, dg) in that order: gathered once
 // into sorted arrays, not looked up at random per slot.
 // up == nullptr: the weighted row sum (no up-projection, no activation, no z).
-// gs: gates in plan order; zs: out, pre-activations in plan order.
+// gs: gates in plan order; zs: out, pre-activations in plan order; as: scratch, g act(z).
+// With an up-projection each chunk takes two passes in row order, u . x into zs, then y += g
+// act(z) v, with the activation of the whole chunk vectorised in between: each table row is
+// still read once, and no scalar tanh runs per slot.
 template <typename T>
 void lookup_forward(const Dims& d, const Plan& p, const T* x, const T* gs, const T* up, const T* down,
-                    ExpertActivation act, T* zs, T* y) {
+                    ExpertActivation act, T* zs, T* as, T* y) {
   const int64_t* rows = p.rows.data_ptr<int64_t>();
   const int64_t* start = p.start.data_ptr<int64_t>();
   const int64_t* token = p.token.data_ptr<int64_t>();
+  const int64_t* ch = p.chunks.data_ptr<int64_t>();
   const int64_t G = p.rows.numel();
   for (int64_t c = 0; c + 1 < p.chunks.numel(); ++c) {
     const int64_t m0 = c * p.chunk, Mc = std::min(p.chunk, d.M - m0);
+    if (up) {
+      for_groups(p, c, [&](int64_t grp, int64_t) {
+        if (grp + kPrefetch < G) prefetch_row(up + rows[grp + kPrefetch] * d.D, d.D);
+        const T* u = up + rows[grp] * d.D;
+        for (int64_t i = start[grp]; i < start[grp + 1]; ++i) zs[i] = dot(u, x + token[i] * d.D, d.D);
+      });
+      const int64_t i0 = start[ch[c]], i1 = start[ch[c + 1]];
+      activate_all(act, false, zs + i0, as + i0, i1 - i0);
+      for (int64_t i = i0; i < i1; ++i) as[i] *= gs[i];
+    }
+    const T* coef = up ? as : gs;
     TokenRows<T> acc(workers(p, c), Mc, d.D, y + m0 * d.D);
     for_groups(p, c, [&](int64_t grp, int64_t tid) {
-      if (grp + kPrefetch < G) {
-        if (up) prefetch_row(up + rows[grp + kPrefetch] * d.D, d.D);
-        prefetch_row(down + rows[grp + kPrefetch] * d.D, d.D);
-      }
-      const T* u = up ? up + rows[grp] * d.D : nullptr;
+      if (grp + kPrefetch < G) prefetch_row(down + rows[grp + kPrefetch] * d.D, d.D);
       const T* v = down + rows[grp] * d.D;
       T* ys = acc.slice(tid) - m0 * d.D;
-      for (int64_t i = start[grp]; i < start[grp + 1]; ++i) {
-        const int64_t m = token[i];
-        T coef = gs[i];
-        if (u) {
-          const T zz = dot(u, x + m * d.D, d.D);
-          zs[i] = zz;
-          coef *= activate(act, zz);
-        }
-        axpy(ys + m * d.D, coef, v, d.D);
-      }
+      for (int64_t i = start[grp]; i < start[grp + 1]; ++i) axpy(ys + token[i] * d.D, coef[i], v, d.D);
     });
     acc.reduce();
   }
@@ -198,10 +230,11 @@ void lookup_forward(const Dims& d, const Plan& p, const T* x, const T* gs, const
 //   dx[m] += cu up[e];  dup[e] += cu x[m];  ddown[e] += g act(z) dy[m]
 // grad_row(group) is where a group's gradient rows go: a dense table row (accumulated, as a row
 // recurs in later token chunks) or its own sparse value row (written fresh: no zero-fill pass).
+// as, das: act(z) and act'(z) in plan order (unused without an up-projection).
 template <typename T, typename RowFn>
 void lookup_backward(const Dims& d, const Plan& p, const T* x, const T* gs, const T* up, const T* down,
-                     ExpertActivation act, const T* zs, const T* dy, T* dgs, T* dx, T* dup, T* ddown,
-                     RowFn grad_row, bool fresh_rows) {
+                     const T* as, const T* das, const T* dy, T* dgs, T* dx, T* dup, T* ddown, RowFn grad_row,
+                     bool fresh_rows) {
   const int64_t* rows = p.rows.data_ptr<int64_t>();
   const int64_t* start = p.start.data_ptr<int64_t>();
   const int64_t* token = p.token.data_ptr<int64_t>();
@@ -233,8 +266,8 @@ void lookup_backward(const Dims& d, const Plan& p, const T* x, const T* gs, cons
           if (gv) axpy(gv, gs[i], dym, d.D);
           continue;
         }
-        const T a = activate(act, zs[i]);
-        const T cu = gs[i] * activate_grad(act, zs[i]) * t;
+        const T a = as[i];
+        const T cu = gs[i] * das[i] * t;
         dgs[i] = a * t;
         if (dxs) axpy(dxs + m * d.D, cu, u, d.D);
         if (gu) axpy(gu, cu, x + m * d.D, d.D);
@@ -264,11 +297,12 @@ class ExpertLookupFunction : public torch::autograd::Function<ExpertLookupFuncti
     auto gs = gates.view(-1).index_select(0, plan.order);  // gates in plan order
     auto y = torch::empty({d.M, d.D}, down.options());
     auto zs = has_up ? torch::empty({d.M * d.S}, down.options()) : torch::empty({0}, down.options());
+    auto as = torch::empty_like(zs);
     AT_DISPATCH_FLOATING_TYPES(down.scalar_type(), "expert_lookup_forward", [&] {
       lookup_forward<scalar_t>(d, plan, has_up ? x.data_ptr<scalar_t>() : nullptr, gs.data_ptr<scalar_t>(),
                                has_up ? up.data_ptr<scalar_t>() : nullptr, down.data_ptr<scalar_t>(),
                                ExpertActivation(act), has_up ? zs.data_ptr<scalar_t>() : nullptr,
-                               y.data_ptr<scalar_t>());
+                               has_up ? as.data_ptr<scalar_t>() : nullptr, y.data_ptr<scalar_t>());
     });
     ctx->save_for_backward({x, gs, up, down, zs, plan.rows, plan.start, plan.order, plan.token, plan.chunks});
     ctx->saved_data["act"] = act;
@@ -301,12 +335,17 @@ class ExpertLookupFunction : public torch::autograd::Function<ExpertLookupFuncti
     };
     auto dup = table(want_up), ddown = table(want_down);
     const int64_t* rows = plan.rows.data_ptr<int64_t>();
+    auto as = torch::empty_like(zs), das = torch::empty_like(zs);
     AT_DISPATCH_FLOATING_TYPES(down.scalar_type(), "expert_lookup_backward", [&] {
       auto ptr = [](const torch::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
+      if (has_up) {
+        activate_all(act, false, ptr(zs), ptr(as), zs.numel());
+        activate_all(act, true, ptr(zs), ptr(das), zs.numel());
+      }
       auto run = [&](auto grad_row) {
         lookup_backward<scalar_t>(d, plan, has_up ? ptr(x) : nullptr, ptr(gs), has_up ? ptr(up) : nullptr,
-                                  ptr(down), act, has_up ? ptr(zs) : nullptr, ptr(dy), ptr(dgs), ptr(dx),
-                                  ptr(dup), ptr(ddown), grad_row, sparse);
+                                  ptr(down), has_up ? ptr(as) : nullptr, has_up ? ptr(das) : nullptr, ptr(dy),
+                                  ptr(dgs), ptr(dx), ptr(dup), ptr(ddown), grad_row, sparse);
       };
       if (sparse)
         run([](int64_t grp) { return grp; });

@@ -213,6 +213,29 @@ TEST(ExpertLookup, BadIdsAndShapesAreErrors) {
                c10::Error);
 }
 
+TEST(ExpertLookup, ATokensOutputDoesNotDependOnItsBatch) {
+  // Bit for bit: a token alone, or in any sub-batch, gets what it gets in the full batch (the
+  // activations are computed in vector blocks; a token's slots land at different offsets).
+  torch::manual_seed(10);
+  const int64_t M = 37, S = 5, N = 50, D = 24;
+  auto x = torch::randn({M, D});
+  auto ids = torch::randint(0, N, {M, S}, torch::kLong);
+  auto gates = torch::rand({M, S});
+  auto up = torch::randn({N, D}) / 5, down = torch::randn({N, D});
+  torch::NoGradGuard ng;
+  for (auto act : {ExpertActivation::kGelu, ExpertActivation::kRelu}) {
+    auto full = single_neuron_experts(x, ids, gates, up, down, act, false);
+    for (int64_t m0 : {0, 3, 20}) {
+      for (int64_t len : {1, 2, 7, 17}) {
+        if (m0 + len > M) continue;
+        auto part = single_neuron_experts(x.narrow(0, m0, len), ids.narrow(0, m0, len), gates.narrow(0, m0, len), up,
+                                          down, act, false);
+        EXPECT_TRUE(torch::equal(part, full.narrow(0, m0, len))) << "tokens " << m0 << ".." << m0 + len;
+      }
+    }
+  }
+}
+
 TEST(ExpertLookup, MatchesPlainOpsAcrossTokenChunks) {
   // D = 1024 makes the kernels work in chunks of 1024 tokens: 2100 tokens span three, and a
   // row used in several chunks must accumulate (dense) or appear once per chunk (sparse).
