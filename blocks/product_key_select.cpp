@@ -26,11 +26,11 @@ namespace {
 template <typename T>
 inline void half_topk(const T* s, int64_t n, int64_t kh, T* v, int64_t* idx) {
   int64_t cnt = 0, t = 0;
-  if (n < 4 * kh) {  // short rows: plain insertion
-    for (; t < n; ++t)
+  auto plain = [&] {
+    for (cnt = 0, t = 0; t < n; ++t)
       if (cnt < kh || s[t] > v[kh - 1]) insert_sorted(s[t], t, kh, cnt, v, idx);
-    return;
-  }
+  };
+  if (n < 4 * kh) return plain();  // short rows
   const int64_t bs = n / kh;
   T bar = std::numeric_limits<T>::infinity();
   for (int64_t b = 0; b < kh; ++b) {
@@ -67,6 +67,7 @@ inline void half_topk(const T* s, int64_t n, int64_t kh, T* v, int64_t* idx) {
 #endif
   for (; t < n; ++t)
     if (s[t] >= bar && (cnt < kh || s[t] > v[kh - 1])) insert_sorted(s[t], t, kh, cnt, v, idx);
+  if (cnt < kh) plain();  // only with NaN scores, which no comparison lets through
 }
 
 // Final top-k over the kh^2 candidates, ordered by (score descending, id ascending). Both halves

@@ -122,11 +122,16 @@ TEST(ProductKeys, NanScoresStayContainedToTheirToken) {
   auto [bs, bi] = brute_force(q.view({M, h, dk}), keys, k);
   auto ok = torch::ones({M}, torch::kBool);
   ok[4] = false;
+  torch::Tensor first_ids;
   for (auto path : trecvit::detail::select_paths()) {
     auto [s, ids] = trecvit::detail::product_key_select(q, keys, k, 8, 0, path);
     EXPECT_TRUE(torch::equal(ids.index({ok}), bi.index({ok}))) << "path=" << int(path);
     EXPECT_TRUE(ids.ge(0).all().item<bool>() && ids.lt(n * n).all().item<bool>()) << "path=" << int(path);
     EXPECT_TRUE(torch::equal(ids[4][1], bi[4][1])) << "head 1 of the NaN token is clean";
+    // The poisoned head reports NaN scores (never another token's), the same ids on every path.
+    EXPECT_TRUE(s[4][0].isnan().all().item<bool>()) << "path=" << int(path);
+    if (!first_ids.defined()) first_ids = ids;
+    EXPECT_TRUE(torch::equal(ids[4][0], first_ids[4][0])) << "path=" << int(path);
   }
 }
 
@@ -262,7 +267,9 @@ TEST(ExpertLookup, MatchesPlainOpsAcrossTokenChunks) {
       EXPECT_LT(max_abs_diff(gi, rg[i]), 2e-3 * std::max(1.0, rg[i].abs().max().item<double>()))
           << "grad " << i << (sparse ? " sparse" : " dense");
     }
-    if (sparse) EXPECT_GT(g[2]._indices().size(1), N);  // rows repeat across the chunks
+    if (sparse) {
+      EXPECT_GT(g[2]._indices().size(1), N);  // rows repeat across the chunks
+    }
   }
   // The weighted row sum (PKM values) over the same chunks.
   auto wr = weighted_row_sum(ids, gates, down, true);
