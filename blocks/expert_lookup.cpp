@@ -61,7 +61,8 @@ inline T activate_grad(ExpertActivation act, T z) {
 
 // act(z) or act'(z) for n values at once: the vector GELU loops where the CPU has them (float),
 // else value by value. A ragged tail goes through the vector loop too, padded, so each value
-// takes the same code wherever it sits: a token's output does not depend on its batch.
+// takes the same code wherever it sits in the batch (with one worker per chunk, a token's
+// output is then the same bits alone or batched; more workers sum partial rows in task order).
 template <typename T>
 void activate_all(ExpertActivation act, bool grad, const T* z, T* out, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
