@@ -134,7 +134,7 @@ void PeerQuery(benchmark::State& st) {
 void PeerScoreSelect(benchmark::State& st) {
   auto& c = peer_case();
   auto& r = *c.peer->router;
-  const auto paths = trecvit::detail::select_paths();
+  const auto& paths = trecvit::detail::select_paths();
   if (st.range(0) >= int64_t(paths.size())) return st.SkipWithError("this CPU lacks that kernel");
   const auto path = paths[st.range(0)];
   st.SetLabel(path == trecvit::detail::SelectPath::kAvx512 ? "avx512" : path == trecvit::detail::SelectPath::kAvx2 ? "avx2" : "generic");

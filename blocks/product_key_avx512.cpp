@@ -116,8 +116,7 @@ void half_topk(const float* s, int64_t n, int64_t kh, float* v, int64_t* idx) {
   }
   int64_t cnt = 0;
   if (c < kh) {
-    for (int64_t t = 0; t < n; ++t)
-      if (cnt < kh || s[t] > v[kh - 1]) insert_sorted(s[t], t, kh, cnt, v, idx);
+    topk_by_insertion(s, n, kh, v, idx);
   } else if (c > 32) {
     if (c > kCap) {
       const float b = _mm512_cvtss_f32(bar);

@@ -22,6 +22,15 @@ inline void insert_sorted(T x, int64_t t, int64_t kh, int64_t& cnt, T* v, int64_
   idx[p] = t;
 }
 
+// The kh best of s[0..n) by insertion alone: short rows, and the fallback of the screened
+// scans when fewer than kh scores pass their bar (only NaN scores fail every comparison).
+template <typename T>
+inline void topk_by_insertion(const T* s, int64_t n, int64_t kh, T* v, int64_t* idx) {
+  int64_t cnt = 0;
+  for (int64_t t = 0; t < n; ++t)
+    if (cnt < kh || s[t] > v[kh - 1]) insert_sorted(s[t], t, kh, cnt, v, idx);
+}
+
 struct SelectKernels {
   // out[r, j] = sum_d qpack[r, d] kt[d, j] for kSelectRows rows, each a chain of fused
   // multiply-adds over d in order (so every build gives the same bits).

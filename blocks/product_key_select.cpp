@@ -25,12 +25,8 @@ namespace {
 // scanned 4 lanes at a time with SSE; other types take the same path in scalar code.
 template <typename T>
 inline void half_topk(const T* s, int64_t n, int64_t kh, T* v, int64_t* idx) {
+  if (n < 4 * kh) return topk_by_insertion(s, n, kh, v, idx);  // short rows
   int64_t cnt = 0, t = 0;
-  auto plain = [&] {
-    for (cnt = 0, t = 0; t < n; ++t)
-      if (cnt < kh || s[t] > v[kh - 1]) insert_sorted(s[t], t, kh, cnt, v, idx);
-  };
-  if (n < 4 * kh) return plain();  // short rows
   const int64_t bs = n / kh;
   T bar = std::numeric_limits<T>::infinity();
   for (int64_t b = 0; b < kh; ++b) {
@@ -67,7 +63,7 @@ inline void half_topk(const T* s, int64_t n, int64_t kh, T* v, int64_t* idx) {
 #endif
   for (; t < n; ++t)
     if (s[t] >= bar && (cnt < kh || s[t] > v[kh - 1])) insert_sorted(s[t], t, kh, cnt, v, idx);
-  if (cnt < kh) plain();  // only with NaN scores, which no comparison lets through
+  if (cnt < kh) topk_by_insertion(s, n, kh, v, idx);  // NaN scores
 }
 
 // Final top-k over the kh^2 candidates, ordered by (score descending, id ascending). Both halves
@@ -171,11 +167,6 @@ bool avx2_fma() {
   return ok;
 }
 
-bool avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
-}
-
 struct Scratch {
   std::vector<float> qpack, sub, v;
   std::vector<int64_t> i;
@@ -229,15 +220,18 @@ void select_fused(const torch::Tensor& q, const torch::Tensor& keys, int64_t k, 
 
 }  // namespace
 
-std::vector<SelectPath> select_paths() {
-  std::vector<SelectPath> paths;
+const std::vector<SelectPath>& select_paths() {
+  static const std::vector<SelectPath> paths = [] {
+    std::vector<SelectPath> p;
 #ifdef TRECVIT_PK_AVX2
 #ifdef TRECVIT_HAVE_SIMD_KERNELS
-  if (avx2_fma() && avx512()) paths.push_back(SelectPath::kAvx512);
+    if (avx2_fma() && __builtin_cpu_supports("avx512f")) p.push_back(SelectPath::kAvx512);
 #endif
-  if (avx2_fma()) paths.push_back(SelectPath::kAvx2);
+    if (avx2_fma()) p.push_back(SelectPath::kAvx2);
 #endif
-  paths.push_back(SelectPath::kGeneric);
+    p.push_back(SelectPath::kGeneric);
+    return p;
+  }();
   return paths;
 }
 
@@ -248,7 +242,7 @@ std::pair<torch::Tensor, torch::Tensor> product_key_select(const torch::Tensor& 
   auto scores = torch::empty({M, h, k}, q.options());
   auto ids = torch::empty({M, h, k}, q.options().dtype(torch::kLong));
   if (M == 0) return {scores, ids};
-  const auto paths = select_paths();
+  const auto& paths = select_paths();
   if (path == SelectPath::kAuto) path = paths.front();
   TORCH_CHECK(std::find(paths.begin(), paths.end(), path) != paths.end(),
               "product_key_select: this CPU cannot run the requested kernel");

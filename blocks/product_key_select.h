@@ -15,7 +15,7 @@ namespace trecvit::detail {
 // kAuto: the widest this CPU runs (AVX-512, AVX2, generic). Tests name each one, as every
 // path must return the same scores and ids.
 enum class SelectPath { kAuto, kAvx512, kAvx2, kGeneric };
-std::vector<SelectPath> select_paths();  // what this CPU runs, widest first
+const std::vector<SelectPath>& select_paths();  // what this CPU runs, widest first
 
 std::pair<torch::Tensor, torch::Tensor> product_key_select(const torch::Tensor& q, const torch::Tensor& keys,
                                                            int64_t k, int64_t kh, int64_t chunk_tokens,

@@ -82,7 +82,7 @@ TEST(ProductKeys, EveryKernelPathEqualsBruteForceIncludingTies) {
   struct Case {
     int64_t n, k, half_k;
   };
-  const auto paths = trecvit::detail::select_paths();
+  const auto& paths = trecvit::detail::select_paths();
   ASSERT_EQ(paths.back(), trecvit::detail::SelectPath::kGeneric);
   for (auto c : {Case{64, 4, 4}, Case{64, 8, 12}, Case{96, 16, 16}, Case{96, 20, 24}, Case{1024, 16, 32},
                  Case{1024, 16, 16}, Case{100, 8, 16}, Case{40, 6, 8}, Case{128, 16, 40}, Case{70, 3, 3}}) {

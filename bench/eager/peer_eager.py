@@ -15,9 +15,7 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
-import time
 
 def threads_from_argv(argv):
     for i, a in enumerate(argv):
@@ -35,6 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
+
+from trecvit_eager import median_seconds  # noqa: E402  (the same timing as the model baseline)
 
 
 class PEER(nn.Module):
@@ -81,17 +81,6 @@ def status_bytes(key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return -1
-
-
-def median_seconds(fn, repeats):
-    """Median wall time of fn() over `repeats` runs after one warm-up run (as the C++ harness)."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench(args):
