@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "blocks/attention.h"
 #include "blocks/conv1d.h"
 #include "blocks/expert_lookup.h"
 #include "blocks/gelu.h"
@@ -102,6 +103,26 @@ void GeluKernel(benchmark::State& st) {
   }
 }
 
+// Attention over a frame's tokens, q, k, v [B, N, T, D]: the demo's layer (16 clips x 8 frames of
+// 16 tokens, 2 heads of 32), a small-config layer at 112 px (8 frames of 50 tokens, 6 heads of 64),
+// the streaming step's (one frame) and 224 px (197 tokens).
+void AttentionKernel(benchmark::State& st) {
+  const int64_t shapes[4][5] = {{16, 16, 8, 64, 2}, {1, 50, 8, 384, 6}, {1, 50, 1, 384, 6}, {1, 197, 8, 384, 6}};
+  const auto* s = shapes[st.range(2)];
+  const bool fused = st.range(0), backward = st.range(1);
+  std::vector<torch::Tensor> t;
+  for (int i = 0; i < 3; ++i) t.push_back(torch::randn({s[0], s[1], s[2], s[3]}, torch::requires_grad(backward)));
+  for (auto _ : st) {
+    auto y = fused ? spatial_attention(t[0], t[1], t[2], s[4]) : spatial_attention_reference(t[0], t[1], t[2], s[4]);
+    if (backward) y.sum().backward();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  const double flop = 4.0 * s[0] * s[2] * s[1] * s[1] * s[3] * (backward ? 3 : 1);
+  st.counters["FLOP/s"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+BENCHMARK(AttentionKernel)->ArgsProduct({{1, 0}, {0, 1}, {0, 1, 2, 3}})->ArgNames({"fused", "backward", "shape"})
+    ->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(RMSNormKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(Conv1DKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(GeluKernel)->ArgsProduct({{1, 0}, {0, 1}})->ArgNames({"fused", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();

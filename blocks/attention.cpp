@@ -25,26 +25,30 @@ void SpatialAttentionImpl::reset() {
 
 torch::Tensor SpatialAttentionImpl::forward(const torch::Tensor& x_in) {
   auto x = x_in.dim() == 3 ? x_in.unsqueeze(2) : x_in;  // [B, N, T, D]
-  const int64_t B = x.size(0), N = x.size(1), T = x.size(2), D = x.size(3);
-  const int64_t H = options.num_heads(), hd = D / H;
-  // [B, N, T, H, hd] -> [B, T, H, N, hd]: the one copy attention needs anyway.
+  auto y = out(spatial_attention(query(x), key(x), value(x), options.num_heads()));
+  return x_in.dim() == 3 ? y.squeeze(2) : y;
+}
+
+torch::Tensor spatial_attention_reference(const torch::Tensor& q_in, const torch::Tensor& k_in,
+                                          const torch::Tensor& v_in, int64_t num_heads) {
+  const int64_t B = q_in.size(0), N = q_in.size(1), T = q_in.size(2), D = q_in.size(3);
+  const int64_t H = num_heads, hd = D / H;
+  // [B, N, T, H, hd] -> [B, T, H, N, hd]
   auto heads = [&](const torch::Tensor& y) {
     return y.view({B, N, T, H, hd}).permute({0, 2, 3, 1, 4}).reshape({B * T * H, N, hd});
   };
-  auto q = heads(query(x)), k = heads(key(x)), v = heads(value(x));
+  auto q = heads(q_in), k = heads(k_in), v = heads(v_in);
   torch::Tensor o;
 #if TORCH_VERSION_MAJOR >= 2
   o = at::scaled_dot_product_attention(q, k, v);
 #else
-  // The 1/sqrt(hd) scale rides on the matmul's alpha: no scaled copy of q, forward or backward
-  // (beta = 0, so the zero-dimensional input is never read).
+  // The 1/sqrt(hd) scale rides on the matmul's alpha (beta = 0: the zero-dimensional input is
+  // never read).
   auto logits = torch::baddbmm(torch::zeros({}, q.options()), q, k.transpose(1, 2), /*beta=*/0,
                                /*alpha=*/1.0 / std::sqrt(static_cast<double>(hd)));
   o = torch::bmm(torch::softmax(logits, -1), v);
 #endif
-  o = o.view({B, T, H, N, hd}).permute({0, 3, 1, 2, 4}).reshape({B, N, T, D});
-  auto y = out(o);
-  return x_in.dim() == 3 ? y.squeeze(2) : y;
+  return o.view({B, T, H, N, hd}).permute({0, 3, 1, 2, 4}).reshape({B, N, T, D});
 }
 
 }  // namespace trecvit

@@ -25,4 +25,14 @@ class SpatialAttentionImpl : public torch::nn::Cloneable<SpatialAttentionImpl> {
 };
 TORCH_MODULE(SpatialAttention);
 
+// Softmax attention of q, k, v [B, N, T, D] (the projections, token-major) over the N tokens of
+// each (b, t), in num_heads heads of D / num_heads; returns [B, N, T, D] before the out projection.
+// On the CPU in float or double this is one loop per (b, t, head) with its own backward
+// (blocks/attention_math.h); elsewhere the tensor-op form below.
+torch::Tensor spatial_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                int64_t num_heads);
+// The same with LibTorch's batched matmuls and softmax: the reference the loop is tested against.
+torch::Tensor spatial_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                          int64_t num_heads);
+
 }  // namespace trecvit

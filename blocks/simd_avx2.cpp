@@ -1,4 +1,4 @@
-// The float loops (RG-LRU scan, GELU) with 8-wide AVX2 lanes and the inlined exp_cephes.
+// The float loops (RG-LRU scan, GELU, attention) with 8-wide AVX2 lanes and the inlined exp_cephes.
 // This file alone is compiled with -mavx2 -mfma; float_kernels() checks the CPU first.
 #include <immintrin.h>
 
@@ -26,12 +26,23 @@ struct Lanes<v8f, float> {
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
   }
+  static float hsum(v8f x) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+  }
+  static float hmax(v8f x) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  }
 };
 
 }  // namespace
 
 // The loops' instantiations for these lanes, used through float_kernels().
 const FloatKernels kAvx2Kernels{"avx2", forward_rows<v8f, float>, backward_rows<v8f, float>,
-                                gelu_forward_loop<v8f, float>, gelu_backward_loop<v8f, float>};
+                                gelu_forward_loop<v8f, float>, gelu_backward_loop<v8f, float>,
+                                attention_forward_group<v8f, float>, attention_backward_group<v8f, float>};
 
 }  // namespace trecvit::detail

@@ -3,6 +3,7 @@
 // each compiled for its instruction set and callable only on a CPU that has it.
 #include <vector>
 
+#include "blocks/attention_math.h"
 #include "blocks/rglru_math.h"
 
 namespace trecvit::detail {
@@ -16,6 +17,10 @@ struct FloatKernels {
                         float* dh0, float* carry, int64_t b0, int64_t b1);
   void (*gelu_forward)(const float* x, float* y, int64_t n);
   void (*gelu_backward)(const float* x, const float* g, float* dx, int64_t n);
+  void (*attention_forward)(const AttentionDims& d, const float* q, const float* k, const float* v, float* o,
+                            float* p, float* scratch);
+  void (*attention_backward)(const AttentionDims& d, const float* q, const float* k, const float* v, const float* p,
+                             const float* dout, float* dq, float* dk, float* dv, float* scratch);
 };
 extern const FloatKernels kAvx2Kernels;
 extern const FloatKernels kAvx512Kernels;

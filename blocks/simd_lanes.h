@@ -22,6 +22,8 @@ struct Lanes {
   static V exp(V x) { return std::exp(x); }
   static V sqrt(V x) { return std::sqrt(x); }
   static V max(V a, V b) { return std::max(a, b); }
+  static S hsum(V x) { return x; }  // across the lanes
+  static S hmax(V x) { return x; }
 };
 
 // e^x for the vector builds, written once: e^x = 2^n e^r with n = round(x / ln 2),

@@ -322,7 +322,7 @@ TEST(RGLRUScan, EveryBuildCarriesANaNGateForward) {
   auto sp = torch::softplus(s.a_param.detach());
   g[0][d.T + 2][1][3] = std::nanf("");  // sequence 1, time 2, recurrence gate, channel 3
   std::vector<trecvit::detail::FloatKernels> runs = trecvit::detail::float_kernels();
-  runs.push_back({"portable", trecvit::detail::forward_rows<float, float>, nullptr, nullptr, nullptr});
+  runs.push_back({"portable", trecvit::detail::forward_rows<float, float>, nullptr, nullptr, nullptr, nullptr, nullptr});
   for (const auto& k : runs) {
     auto h = torch::empty_like(v);
     k.scan_forward(d, v.data_ptr<float>(), g.data_ptr<float>(), sp.data_ptr<float>(), nullptr, nullptr, h.data_ptr<float>(),
