@@ -22,6 +22,9 @@
 #include "blocks/rglru_reference.h"
 #include "blocks/rglru_scan.h"
 #include "blocks/runtime.h"
+#include "models/config_locator.h"
+#include "models/trecvit.h"
+#include "train/optim.h"
 
 namespace {
 
@@ -120,6 +123,25 @@ void AttentionKernel(benchmark::State& st) {
   const double flop = 4.0 * s[0] * s[2] * s[1] * s[1] * s[3] * (backward ? 3 : 1);
   st.counters["FLOP/s"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// The trainer's update for the demo model's parameters: the global-norm clip and AdamW.
+void OptimizerStep(benchmark::State& st) {
+  torch::manual_seed(0);
+  TRecViT model(load_config(find_config("demo-peer")));
+  auto params = model->parameters();
+  for (auto& p : params) p.mutable_grad() = torch::randn_like(p) * 1e-3;
+  auto opt = make_adamw(*model, 1e-4, 0.05);
+  const bool clip = st.range(0);
+  for (auto _ : st) {
+    if (clip) torch::nn::utils::clip_grad_norm_(params, 1.0);
+    opt->step();
+  }
+  int64_t n = 0;
+  for (auto& p : params) n += p.numel();
+  st.counters["params"] = static_cast<double>(params.size());
+  st.counters["elements"] = static_cast<double>(n);
+}
+BENCHMARK(OptimizerStep)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 BENCHMARK(AttentionKernel)->ArgsProduct({{1, 0}, {0, 1}, {0, 1, 2, 3}})->ArgNames({"fused", "backward", "shape"})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();

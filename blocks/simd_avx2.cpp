@@ -1,4 +1,4 @@
-// The float loops (RG-LRU scan, GELU, attention) with 8-wide AVX2 lanes and the inlined exp_cephes.
+// The float loops (RG-LRU scan, GELU, attention, AdamW) with 8-wide AVX2 lanes and the inlined exp_cephes.
 // This file alone is compiled with -mavx2 -mfma; float_kernels() checks the CPU first.
 #include <immintrin.h>
 
@@ -43,6 +43,7 @@ struct Lanes<v8f, float> {
 // The loops' instantiations for these lanes, used through float_kernels().
 const FloatKernels kAvx2Kernels{"avx2", forward_rows<v8f, float>, backward_rows<v8f, float>,
                                 gelu_forward_loop<v8f, float>, gelu_backward_loop<v8f, float>,
-                                attention_forward_group<v8f, float>, attention_backward_group<v8f, float>};
+                                attention_forward_group<v8f, float>, attention_backward_group<v8f, float>,
+                                adamw_loop<v8f, float>};
 
 }  // namespace trecvit::detail

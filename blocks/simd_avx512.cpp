@@ -1,4 +1,4 @@
-// The float loops (RG-LRU scan, GELU, attention) with 16-wide AVX-512 lanes and the inlined exp_cephes. This file alone is compiled with -mavx512f -mfma; float_kernels() checks the CPU first.
+// The float loops (RG-LRU scan, GELU, attention, AdamW) with 16-wide AVX-512 lanes and the inlined exp_cephes. This file alone is compiled with -mavx512f -mfma; float_kernels() checks the CPU first.
 #include <immintrin.h>
 
 #include "blocks/gelu_math.h"
@@ -31,6 +31,7 @@ struct Lanes<v16f, float> {
 // The loops' instantiations for these lanes, used through float_kernels().
 const FloatKernels kAvx512Kernels{"avx512", forward_rows<v16f, float>, backward_rows<v16f, float>,
                                 gelu_forward_loop<v16f, float>, gelu_backward_loop<v16f, float>,
-                                attention_forward_group<v16f, float>, attention_backward_group<v16f, float>};
+                                attention_forward_group<v16f, float>, attention_backward_group<v16f, float>,
+                                adamw_loop<v16f, float>};
 
 }  // namespace trecvit::detail

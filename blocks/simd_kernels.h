@@ -3,6 +3,7 @@
 // each compiled for its instruction set and callable only on a CPU that has it.
 #include <vector>
 
+#include "blocks/adamw_math.h"
 #include "blocks/attention_math.h"
 #include "blocks/rglru_math.h"
 
@@ -21,6 +22,7 @@ struct FloatKernels {
                             float* p, float* scratch);
   void (*attention_backward)(const AttentionDims& d, const float* q, const float* k, const float* v, const float* p,
                              const float* dout, float* dq, float* dk, float* dv, float* scratch);
+  void (*adamw)(const AdamWScalars& c, float* p, const float* g, float* m, float* v, int64_t n);
 };
 extern const FloatKernels kAvx2Kernels;
 extern const FloatKernels kAvx512Kernels;

@@ -4,12 +4,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "models/checkpoint.h"
 #include "models/inference.h"
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "tests/test_util.h"
+#include "blocks/simd_kernels.h"
 #include "train/trainer.h"
 
 using namespace trecvit;
@@ -102,6 +104,125 @@ TEST(Optim, DecayExclusions) {
   auto opt = make_adamw(*model, 1e-3, 0.05);
   ASSERT_EQ(opt->param_groups().size(), 2u);
   EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(opt->param_groups()[1].options()).weight_decay(), 0);
+}
+
+namespace {
+
+// Parameters of several sizes (a vector tail, several parallel chunks) in two groups, one decayed.
+std::vector<torch::Tensor> adamw_params(torch::Dtype dtype) {
+  torch::manual_seed(21);
+  std::vector<torch::Tensor> ps;
+  for (int64_t n : {1, 37, 1000, 70001}) ps.push_back(torch::randn({n}, dtype).requires_grad_(true));
+  return ps;
+}
+
+template <typename Opt>
+std::unique_ptr<Opt> adamw_over(const std::vector<torch::Tensor>& ps, bool amsgrad) {
+  auto o = torch::optim::AdamWOptions(3e-3).weight_decay(0.05).amsgrad(amsgrad);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{ps[0], ps[2]}, std::make_unique<torch::optim::AdamWOptions>(o));
+  groups.emplace_back(std::vector<torch::Tensor>{ps[1], ps[3]},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o).weight_decay(0)));
+  return std::make_unique<Opt>(std::move(groups), o);
+}
+
+void set_grads(const std::vector<torch::Tensor>& ps, int step) {
+  torch::manual_seed(100 + step);
+  for (auto& p : ps) p.mutable_grad() = torch::randn_like(p) * (step % 3 == 0 ? 1e-4 : 1.0);
+}
+
+double max_param_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, (a[i] - b[i]).abs().max().item<double>());
+  return d;
+}
+
+}  // namespace
+
+// The one-pass update against LibTorch's AdamW over 20 steps: float within rounding, and the
+// tensor-op path (double, amsgrad) bit for bit.
+TEST(Optim, FusedAdamWFollowsLibTorchsAdamW) {
+  for (auto [dtype, amsgrad] : {std::pair{torch::kFloat, false}, {torch::kDouble, false}, {torch::kFloat, true}}) {
+    auto ps = adamw_params(dtype), ref = adamw_params(dtype);
+    auto fused = adamw_over<FusedAdamW>(ps, amsgrad);
+    auto lib = adamw_over<torch::optim::AdamW>(ref, amsgrad);
+    for (int step = 0; step < 20; ++step) {
+      set_grads(ps, step);
+      set_grads(ref, step);
+      fused->step();
+      lib->step();
+    }
+    const std::string what = std::string(dtype == torch::kFloat ? "float" : "double") + (amsgrad ? " amsgrad" : "");
+    if (dtype == torch::kFloat && !amsgrad)
+      EXPECT_LT(max_param_diff(ps, ref), 2e-6) << what;
+    else
+      EXPECT_EQ(max_param_diff(ps, ref), 0.0) << what;
+    // The moments too, under LibTorch's keys.
+    for (size_t i = 0; i < ps.size(); ++i) {
+      auto& a = static_cast<torch::optim::AdamWParamState&>(*fused->state().at(c10::guts::to_string(ps[i].unsafeGetTensorImpl())));
+      auto& b = static_cast<torch::optim::AdamWParamState&>(*lib->state().at(c10::guts::to_string(ref[i].unsafeGetTensorImpl())));
+      EXPECT_EQ(a.step(), b.step());
+      auto rel = [](const torch::Tensor& x, const torch::Tensor& y) {
+        return (x - y).abs().max().item<double>() / y.abs().max().item<double>();
+      };
+      EXPECT_LT(rel(a.exp_avg(), b.exp_avg()), 1e-6) << what;      // a few float ulps
+      EXPECT_LT(rel(a.exp_avg_sq(), b.exp_avg_sq()), 1e-6) << what;
+    }
+  }
+}
+
+// Each vector build's update against the portable loop, with a tail that is not a full vector.
+TEST(Optim, EveryVectorBuildOfTheAdamWUpdateMatchesThePortableLoop) {
+  if (trecvit::detail::float_kernels().empty()) GTEST_SKIP() << "this CPU has no vector build";
+  torch::manual_seed(22);
+  const int64_t n = 1003;
+  const trecvit::detail::AdamWScalars c{0.9995f, 0.9f, 0.999f, 0.1f, 0.001f, 0.05f, 1e-8f, -3e-3f};
+  auto p0 = torch::randn({n}), g = torch::randn({n}), m0 = torch::randn({n}) * 0.1, v0 = torch::rand({n}) * 0.01;
+  auto run = [&](auto loop) {
+    std::vector<torch::Tensor> t = {p0.clone(), m0.clone(), v0.clone()};
+    loop(c, t[0].data_ptr<float>(), g.data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(), n);
+    return t;
+  };
+  auto ref = run(trecvit::detail::adamw_loop<float, float>);
+  EXPECT_GT((ref[0] - p0).abs().min().item<float>(), 0.0f) << "every parameter moved";
+  for (const auto& k : trecvit::detail::float_kernels()) {
+    auto got = run(k.adamw);
+    for (int i = 0; i < 3; ++i)
+      EXPECT_LT((got[i] - ref[i]).abs().max().item<double>(), 1e-6 * (1 + ref[i].abs().max().item<double>()))
+          << k.name << " output " << i;
+  }
+}
+
+// Checkpoints stay LibTorch's AdamW format both ways, so older runs resume.
+TEST(Optim, FusedAdamWStateRoundTripsThroughLibTorchsFormat) {
+  auto ps = adamw_params(torch::kFloat);
+  auto fused = adamw_over<FusedAdamW>(ps, false);
+  for (int step = 0; step < 3; ++step) {
+    set_grads(ps, step);
+    fused->step();
+  }
+  torch::serialize::OutputArchive out;
+  fused->save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  auto copy = adamw_params(torch::kFloat);
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < ps.size(); ++i) copy[i].copy_(ps[i]);
+  }
+  auto lib = adamw_over<torch::optim::AdamW>(copy, false);
+  torch::serialize::InputArchive in;
+  std::istringstream read(bytes.str());
+  in.load_from(read);
+  lib->load(in);
+  set_grads(ps, 3);
+  set_grads(copy, 3);
+  fused->step();
+  lib->step();
+  EXPECT_LT(max_param_diff(ps, copy), 1e-6);  // one step's rounding
+  // And a sparse gradient is refused, as LibTorch's AdamW refuses it.
+  ps[1].mutable_grad() = torch::randn({37}).to_sparse();
+  EXPECT_THROW(fused->step(), c10::Error);
 }
 
 TEST(Trainer, LearnsATemporalTaskWellAboveChance) {

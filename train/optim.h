@@ -13,7 +13,16 @@ namespace trecvit {
 // gate blocks) decays.
 bool excluded_from_decay(const std::string& name, const torch::Tensor& p);
 
-// AdamW with two parameter groups (decay, no decay), four when backbone_lr_mult != 1 (the
+// torch::optim::AdamW's update, state and checkpoint format, with each dense CPU float
+// parameter updated in one pass (decay, both moments, the step) instead of about ten tensor ops
+// and two temporaries; anything else (sparse gradients, amsgrad, other devices) takes LibTorch's.
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
+// AdamW (FusedAdamW) with two parameter groups (decay, no decay), four when backbone_lr_mult != 1 (the
 // class head's at lr, the backbone's at lr * backbone_lr_mult). `skip` parameters (e.g. expert
 // tables updated by a sparse optimizer) and frozen ones (requires_grad off) are left out.
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, double lr, double weight_decay,
