@@ -62,14 +62,14 @@ struct GroupLoops {
 
 class SpatialAttentionFunction : public torch::autograd::Function<SpatialAttentionFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor q, torch::Tensor k, torch::Tensor v,
-                               int64_t heads) {
-    q = q.contiguous();
-    k = k.contiguous();
-    v = v.contiguous();
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in, const torch::Tensor& k_in,
+                               const torch::Tensor& v_in, int64_t heads) {
+    // Forward runs with grad mode off, so a contiguous copy would not require grad: ask the
+    // arguments, and save them (not the copies) so a graph of the backward reaches them.
+    const bool keep = q_in.requires_grad() || k_in.requires_grad() || v_in.requires_grad();
+    auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     const Groups gr(q, heads);
     const auto d = gr.dims();
-    const bool keep = q.requires_grad() || k.requires_grad() || v.requires_grad();
     auto o = torch::empty_like(q);
     torch::Tensor p;
     if (keep) p = torch::empty({gr.count(), d.N, d.Np()}, q.options());
@@ -83,16 +83,17 @@ class SpatialAttentionFunction : public torch::autograd::Function<SpatialAttenti
         loops.forward(d, pq + off, pk + off, pv + off, po + off, pp ? pp + g * d.N * d.Np() : nullptr, scratch);
       });
     });
-    if (keep) ctx->save_for_backward({q, k, v, p});
+    if (keep) ctx->save_for_backward({q_in, k_in, v_in, p});
     ctx->saved_data["heads"] = heads;
     return o;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const auto &q = saved[0], &k = saved[1], &v = saved[2], &p = saved[3];
     const int64_t heads = ctx->saved_data["heads"].toInt();
-    if (torch::GradMode::is_enabled()) return differentiable_backward(q, k, v, grads[0], heads);
+    if (torch::GradMode::is_enabled()) return differentiable_backward(ctx, saved, grads[0], heads);
+    const auto q = saved[0].contiguous(), k = saved[1].contiguous(), v = saved[2].contiguous();
+    const auto& p = saved[3];
     auto dout = grads[0].contiguous();
     const Groups gr(q, heads);
     const auto d = gr.dims();
@@ -113,16 +114,16 @@ class SpatialAttentionFunction : public torch::autograd::Function<SpatialAttenti
 
  private:
   // Recording a graph of the backward (create_graph): the tensor-op form's, which is differentiable.
-  static variable_list differentiable_backward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+  static variable_list differentiable_backward(AutogradContext* ctx, const variable_list& saved,
                                                const torch::Tensor& dout, int64_t heads) {
     std::vector<torch::Tensor> inputs;
-    for (const auto* t : {&q, &k, &v})
-      if (t->requires_grad()) inputs.push_back(*t);
-    auto o = spatial_attention_reference(q, k, v, heads);
+    for (size_t i = 0; i < 3; ++i)
+      if (ctx->needs_input_grad(i)) inputs.push_back(saved[i]);
+    auto o = spatial_attention_reference(saved[0], saved[1], saved[2], heads);
     auto g = torch::autograd::grad({o}, inputs, {dout}, /*retain_graph=*/true, /*create_graph=*/true);
     variable_list out;
-    size_t i = 0;
-    for (const auto* t : {&q, &k, &v}) out.push_back(t->requires_grad() ? g[i++] : torch::Tensor());
+    size_t j = 0;
+    for (size_t i = 0; i < 3; ++i) out.push_back(ctx->needs_input_grad(i) ? g[j++] : torch::Tensor());
     out.push_back(torch::Tensor());
     return out;
   }
@@ -136,7 +137,8 @@ torch::Tensor spatial_attention(const torch::Tensor& q, const torch::Tensor& k, 
               "spatial_attention: q, k, v must be [B, N, T, D] of one shape");
   TORCH_CHECK(num_heads > 0 && q.size(3) % num_heads == 0, "spatial_attention: width ", q.size(3),
               " is not divisible by ", num_heads, " heads");
-  const bool fused = fused_cpu_kernel_applies(q, k) && fused_cpu_kernel_applies(q, v) && q.size(1) > 0;
+  const bool fused = fused_cpu_kernel_applies(q, k) && fused_cpu_kernel_applies(q, v) && k.is_cpu() && v.is_cpu() &&
+                     q.size(1) > 0;
   if (!fused) return spatial_attention_reference(q, k, v, num_heads);
   return SpatialAttentionFunction::apply(q, k, v, num_heads);
 }

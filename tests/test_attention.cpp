@@ -45,6 +45,34 @@ TEST(AttentionLoops, EqualReferenceInDoubleValuesAndGradients) {
   }
 }
 
+// q, k, v as views of one projection (non-contiguous), and inputs of which only some need a
+// gradient: the values, first and second derivatives still follow the reference.
+TEST(AttentionLoops, NonContiguousInputsAndPartialGradients) {
+  torch::manual_seed(16);
+  const Shape s{2, 9, 2, 2, 5};
+  auto qkv_all = torch::randn({s.B, s.N, s.T, 3 * s.H * s.hd}, torch::kDouble).requires_grad_(true);
+  auto parts = qkv_all.chunk(3, -1);
+  ASSERT_FALSE(parts[0].is_contiguous());
+  auto w = torch::randn({s.B, s.N, s.T, s.H * s.hd}, torch::kDouble);
+  auto y = spatial_attention(parts[0], parts[1], parts[2], s.H);
+  auto ref = spatial_attention_reference(parts[0], parts[1], parts[2], s.H);
+  EXPECT_LT(max_abs_diff(y, ref), 1e-13);
+  auto g = torch::autograd::grad({(y * w).sum()}, {qkv_all})[0];
+  auto g_ref = torch::autograd::grad({(ref * w).sum()}, {qkv_all})[0];
+  EXPECT_LT(max_abs_diff(g, g_ref), 1e-12);
+  // Only q needs a gradient; k and v are plain non-contiguous tensors.
+  auto q = torch::randn({s.B, s.N, s.T, s.H * s.hd}, torch::kDouble).requires_grad_(true);
+  auto kv = torch::randn({s.B, s.N, s.T, 2 * s.H * s.hd}, torch::kDouble).chunk(2, -1);
+  auto second = [&](bool fused) {
+    auto o = fused ? spatial_attention(q, kv[0], kv[1], s.H) : spatial_attention_reference(q, kv[0], kv[1], s.H);
+    auto gq = torch::autograd::grad({(o * w).sum()}, {q}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+    return std::make_pair(gq.detach(), torch::autograd::grad({(gq * gq).sum()}, {q})[0]);
+  };
+  auto a = second(true), b = second(false);
+  EXPECT_LT(max_abs_diff(a.first, b.first), 1e-12);
+  EXPECT_LT(max_abs_diff(a.second, b.second), 1e-11);
+}
+
 TEST(AttentionLoops, FiniteDifferenceGradients) {
   torch::manual_seed(12);
   const Shape s{1, 9, 2, 2, 5};
@@ -69,22 +97,24 @@ TEST(AttentionLoops, EveryVectorBuildMatchesThePortableLoop) {
     auto run = [&](auto fwd, auto bwd) {
       auto o = torch::zeros({N, ld}), dq = torch::zeros({N, ld}), dk = torch::zeros({N, ld}), dv = torch::zeros({N, ld});
       auto p = torch::empty({N, d.Np()});
-      std::vector<float> scratch(std::max(d.forward_scratch(), d.backward_scratch()));
+      // A canary after the scratch: the loops must stay inside what the dimensions ask for.
+      const int64_t need = std::max(d.forward_scratch(), d.backward_scratch());
+      std::vector<float> scratch(need + 64, 12345.0f);
       fwd(d, q.data_ptr<float>() + off, k.data_ptr<float>() + off, v.data_ptr<float>() + off, o.data_ptr<float>() + off,
           p.data_ptr<float>(), scratch.data());
       bwd(d, q.data_ptr<float>() + off, k.data_ptr<float>() + off, v.data_ptr<float>() + off, p.data_ptr<float>(),
           dout.data_ptr<float>() + off, dq.data_ptr<float>() + off, dk.data_ptr<float>() + off,
           dv.data_ptr<float>() + off, scratch.data());
+      for (int64_t i = need; i < need + 64; ++i) EXPECT_EQ(scratch[i], 12345.0f) << "scratch overrun at " << i - need;
+      if (d.Np() > N) {
+        EXPECT_EQ(p.narrow(1, N, d.Np() - N).abs().max().item<float>(), 0.0f) << "P's padding is exactly zero";
+      }
       return std::vector<torch::Tensor>{o, dq, dk, dv, p};
     };
     auto ref = run(trecvit::detail::attention_forward_group<float, float>, trecvit::detail::attention_backward_group<float, float>);
     // Only the group's columns are written.
     EXPECT_EQ(ref[0].narrow(1, 0, off).abs().max().item<float>(), 0.0f);
     EXPECT_EQ(ref[0].narrow(1, off + hd, ld - off - hd).abs().max().item<float>(), 0.0f);
-    // The padding of P is exactly zero (the backward relies on it).
-    if (d.Np() > N) {
-      EXPECT_EQ(ref[4].narrow(1, N, d.Np() - N).abs().max().item<float>(), 0.0f);
-    }
     for (const auto& kern : trecvit::detail::float_kernels()) {
       auto got = run(kern.attention_forward, kern.attention_backward);
       for (size_t i = 0; i < got.size(); ++i)
@@ -110,8 +140,11 @@ TEST(AttentionLoops, SameBitsAtAnyThreadCount) {
   at::set_num_threads(threads);
   for (size_t r = 1; r < runs.size(); ++r)
     for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(runs[0][i], runs[r][i])) << "threads run " << r << " " << i;
-  // And float stays close to the reference.
-  EXPECT_LT(max_abs_diff(runs[0][0], spatial_attention_reference(t[0], t[1], t[2], s.H)), 1e-5);
+  // And float stays close to the reference, values and gradients.
+  auto ref = spatial_attention_reference(t[0], t[1], t[2], s.H);
+  EXPECT_LT(max_abs_diff(runs[0][0], ref), 1e-5);
+  auto g_ref = torch::autograd::grad({(ref * w).sum()}, {t[0], t[1], t[2]});
+  for (int i = 0; i < 3; ++i) EXPECT_LT(max_abs_diff(runs[0][i + 1], g_ref[i]), 1e-4) << "input " << i;
 }
 
 TEST(AttentionLoops, ANaNStaysInItsFrameAndHead) {

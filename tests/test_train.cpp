@@ -171,6 +171,23 @@ TEST(Optim, FusedAdamWFollowsLibTorchsAdamW) {
   }
 }
 
+// A strided gradient leaves the one-pass loop for LibTorch's tensor ops: the same bits as AdamW.
+TEST(Optim, FusedAdamWTakesLibTorchsOpsForAStridedGradient) {
+  torch::manual_seed(23);
+  auto p = torch::randn({7, 5}).requires_grad_(true), ref = p.detach().clone().requires_grad_(true);
+  FusedAdamW fused({p}, torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
+  torch::optim::AdamW lib({ref}, torch::optim::AdamWOptions(1e-2).weight_decay(0.1));
+  for (int step = 0; step < 5; ++step) {
+    auto g = torch::randn({5, 7}).t();
+    ASSERT_FALSE(g.is_contiguous());
+    p.mutable_grad() = g;
+    ref.mutable_grad() = g.clone();
+    fused.step();
+    lib.step();
+  }
+  EXPECT_TRUE(torch::equal(p, ref));
+}
+
 // Each vector build's update against the portable loop, with a tail that is not a full vector.
 TEST(Optim, EveryVectorBuildOfTheAdamWUpdateMatchesThePortableLoop) {
   if (trecvit::detail::float_kernels().empty()) GTEST_SKIP() << "this CPU has no vector build";
@@ -220,6 +237,26 @@ TEST(Optim, FusedAdamWStateRoundTripsThroughLibTorchsFormat) {
   fused->step();
   lib->step();
   EXPECT_LT(max_param_diff(ps, copy), 1e-6);  // one step's rounding
+  // And the other way: LibTorch's state, then steps of the one-pass loop.
+  torch::serialize::OutputArchive lib_out;
+  lib->save(lib_out);
+  std::ostringstream lib_bytes;
+  lib_out.save_to(lib_bytes);
+  auto resumed = adamw_params(torch::kFloat);
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < ps.size(); ++i) resumed[i].copy_(copy[i]);
+  }
+  auto fused2 = adamw_over<FusedAdamW>(resumed, false);
+  torch::serialize::InputArchive lib_in;
+  std::istringstream lib_read(lib_bytes.str());
+  lib_in.load_from(lib_read);
+  fused2->load(lib_in);
+  set_grads(resumed, 4);
+  set_grads(copy, 4);
+  fused2->step();
+  lib->step();
+  EXPECT_LT(max_param_diff(resumed, copy), 1e-6);
   // And a sparse gradient is refused, as LibTorch's AdamW refuses it.
   ps[1].mutable_grad() = torch::randn({37}).to_sparse();
   EXPECT_THROW(fused->step(), c10::Error);

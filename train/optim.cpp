@@ -49,9 +49,16 @@ void adamw_pass(float* p, const float* g, float* m, float* v, int64_t n, const d
   });
 }
 
-bool fused_update_applies(const torch::Tensor& p, const torch::Tensor& g, bool amsgrad) {
-  return !amsgrad && p.is_cpu() && g.is_cpu() && !g.is_sparse() && p.is_contiguous() && g.is_contiguous() &&
-         p.scalar_type() == g.scalar_type() && p.scalar_type() == torch::kFloat;
+// Dense contiguous float on the CPU, the parameter, its gradient and both moments alike (a loaded
+// state may be anything LibTorch's ops accept).
+bool fused_update_applies(const torch::Tensor& p, const torch::Tensor& g, const torch::optim::AdamWParamState& st,
+                          bool amsgrad) {
+  if (amsgrad) return false;
+  for (const auto* t : {&p, &g, &st.exp_avg(), &st.exp_avg_sq()})
+    if (!t->defined() || !t->is_cpu() || t->is_sparse() || !t->is_contiguous() || t->scalar_type() != torch::kFloat ||
+        t->numel() != p.numel())
+      return false;
+  return true;
 }
 
 }  // namespace
@@ -83,7 +90,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       const auto [beta1, beta2] = o.betas();
       const double bc1 = 1 - std::pow(beta1, st.step()), bc2 = 1 - std::pow(beta2, st.step());
       const double decay = o.weight_decay() != 0 ? 1 - o.lr() * o.weight_decay() : 1.0;
-      if (fused_update_applies(p, grad, o.amsgrad())) {
+      if (fused_update_applies(p, grad, st, o.amsgrad())) {
         const detail::AdamWScalars c{float(decay),    float(beta1),           float(beta2),  float(1 - beta1),
                                      float(1 - beta2), float(std::sqrt(bc2)), float(o.eps()), float(-(o.lr() / bc1))};
         adamw_pass(p.data_ptr<float>(), grad.data_ptr<float>(), st.exp_avg().data_ptr<float>(),
