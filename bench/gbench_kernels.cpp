@@ -1,6 +1,7 @@
 // Google Benchmark micro-benchmarks of the kernels under the model: the fused RG-LRU scan
 // against the naive per-step loop, the fused RMSNorm, causal conv and GELU against their
-// tensor-op forms, fp32 GEMM at a TRecViT-S layer's shapes, and PEER's stages at the large
+// tensor-op forms, attention's loops against LibTorch's batched matmuls, the trainer's AdamW
+// update, fp32 GEMM at a TRecViT-S layer's shapes, and PEER's stages at the large
 // configuration (N = 1024^2, D = 256, 8 heads of 16, 1024 tokens) with the expert stage's
 // memory bound.
 // Run: [TRECVIT_THREADS=1] build/bench/gbench_kernels [--benchmark_filter=Scan]
