@@ -1,12 +1,12 @@
 // spatial_attention on the CPU: the per-group loops of blocks/attention_math.h under one autograd
 // function, run over the (b, t, head) groups of the projections in place.
-#include <ATen/Parallel.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "blocks/attention.h"
 #include "blocks/fused_cpu.h"
+#include "blocks/parallel_tasks.h"
 #include "blocks/simd_kernels.h"
 
 namespace trecvit {
@@ -31,18 +31,19 @@ struct Groups {
   }
 };
 
-// fn(group, scratch) for every group, in one chunk of groups per thread, each chunk with its own
-// scratch. A group's result depends on its own rows alone, so nothing depends on the thread count.
+// fn(group, scratch) for every group, the groups pulled by the intra-op threads, each thread with
+// its own scratch. A group's result depends on its own rows alone, so nothing depends on the
+// thread count or the order.
 template <typename S, typename Fn>
 void for_each_group(const Groups& gr, int64_t scratch_per_group, const torch::TensorOptions& opt, const Fn& fn) {
   const int64_t G = gr.count();
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(G, at::get_num_threads()));
-  auto scratch = torch::empty({chunks, scratch_per_group}, opt);
+  const int64_t slots = std::max<int64_t>(1, std::min<int64_t>(G, at::get_num_threads()));
+  auto scratch = torch::empty({slots, scratch_per_group}, opt);
   S* base = scratch.data_ptr<S>();
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c)
-      for (int64_t g = G * c / chunks; g < G * (c + 1) / chunks; ++g) fn(g, base + c * scratch_per_group);
-  });
+  std::atomic<int64_t> next_slot{0};
+  parallel_tasks(
+      G, [&] { return base + next_slot.fetch_add(1) * scratch_per_group; },
+      [&](int64_t g, S* slot) { fn(g, slot); });
 }
 
 // The widest vector build for float, the portable loop otherwise (and for double).

@@ -210,6 +210,31 @@ TEST(Optim, EveryVectorBuildOfTheAdamWUpdateMatchesThePortableLoop) {
   }
 }
 
+namespace {
+
+// A copy of `params` under a new optimizer of type To, its state read from `from`'s checkpoint bytes.
+template <typename To>
+std::pair<std::vector<torch::Tensor>, std::unique_ptr<To>> resume_as(const torch::optim::Optimizer& from,
+                                                                       const std::vector<torch::Tensor>& params) {
+  torch::serialize::OutputArchive out;
+  from.save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  auto copy = adamw_params(torch::kFloat);
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < params.size(); ++i) copy[i].copy_(params[i]);
+  }
+  auto to = adamw_over<To>(copy, false);
+  torch::serialize::InputArchive in;
+  std::istringstream read(bytes.str());
+  in.load_from(read);
+  to->load(in);
+  return {copy, std::move(to)};
+}
+
+}  // namespace
+
 // Checkpoints stay LibTorch's AdamW format both ways, so older runs resume.
 TEST(Optim, FusedAdamWStateRoundTripsThroughLibTorchsFormat) {
   auto ps = adamw_params(torch::kFloat);
@@ -218,40 +243,14 @@ TEST(Optim, FusedAdamWStateRoundTripsThroughLibTorchsFormat) {
     set_grads(ps, step);
     fused->step();
   }
-  torch::serialize::OutputArchive out;
-  fused->save(out);
-  std::ostringstream bytes;
-  out.save_to(bytes);
-  auto copy = adamw_params(torch::kFloat);
-  {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < ps.size(); ++i) copy[i].copy_(ps[i]);
-  }
-  auto lib = adamw_over<torch::optim::AdamW>(copy, false);
-  torch::serialize::InputArchive in;
-  std::istringstream read(bytes.str());
-  in.load_from(read);
-  lib->load(in);
+  auto [copy, lib] = resume_as<torch::optim::AdamW>(*fused, ps);
   set_grads(ps, 3);
   set_grads(copy, 3);
   fused->step();
   lib->step();
   EXPECT_LT(max_param_diff(ps, copy), 1e-6);  // one step's rounding
   // And the other way: LibTorch's state, then steps of the one-pass loop.
-  torch::serialize::OutputArchive lib_out;
-  lib->save(lib_out);
-  std::ostringstream lib_bytes;
-  lib_out.save_to(lib_bytes);
-  auto resumed = adamw_params(torch::kFloat);
-  {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < ps.size(); ++i) resumed[i].copy_(copy[i]);
-  }
-  auto fused2 = adamw_over<FusedAdamW>(resumed, false);
-  torch::serialize::InputArchive lib_in;
-  std::istringstream lib_read(lib_bytes.str());
-  lib_in.load_from(lib_read);
-  fused2->load(lib_in);
+  auto [resumed, fused2] = resume_as<FusedAdamW>(*lib, copy);
   set_grads(resumed, 4);
   set_grads(copy, 4);
   fused2->step();
